@@ -1,0 +1,5 @@
+import sys
+
+from archzoo.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""Loading and saving weights safely: safetensors, or ``torch.load(weights_only=True)``; never pickles.
+
+The authors' checkpoints go through the model family's ``checkpoint_filter_fn`` (defined in the
+family's module, as in timm), which maps their key names and layouts onto archzoo's.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "read_state_dict",
+    "apply_checkpoint_filter",
+    "load_state_dict_strict",
+    "load_checkpoint",
+    "atomic_write",
+    "save_safetensors",
+]
+
+_WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module", "params")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not fit the model."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint's tensors. Accepts safetensors and torch zip/pickle files (weights only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as e:
+            raise CheckpointError(f"{path} is not a valid safetensors file ({e})") from None
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {msg} (archzoo loads safetensors, or torch files with "
+            "weights_only=True; it never unpickles arbitrary objects)"
+        ) from None
+    return _unwrap(obj, path)
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict):
+        for k in _WRAPPER_KEYS:
+            if k in obj and isinstance(obj[k], dict):
+                return _unwrap(obj[k], path)
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return {(k[7:] if k.startswith("module.") else k): v for k, v in tensors.items()}
+    raise CheckpointError(f"{path} holds no state dict (no tensors found)")
+
+
+def _filter_fn_for(model: nn.Module) -> Callable | None:
+    mod = sys.modules.get(type(model).__module__)
+    return getattr(mod, "checkpoint_filter_fn", None)
+
+
+def apply_checkpoint_filter(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Map an authors' state dict onto ``model`` with its family's ``checkpoint_filter_fn`` (if any)."""
+    fn = _filter_fn_for(model)
+    return fn(state_dict, model) if fn is not None else state_dict
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], what: str = "checkpoint") -> None:
+    """Strict load with one clear error listing missing, unexpected and mis-shaped keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [
+        f"{k}: {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        name = getattr(getattr(model, "pretrained_cfg", None) or {}, "get", lambda *_: None)("architecture")
+        parts = []
+        for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+            if items:
+                more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+                parts.append(f"{len(items)} {label}: {', '.join(items[:5])}{more}")
+        raise CheckpointError(
+            f"{what} does not fit model {name or type(model).__name__}: " + "; ".join(parts)
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, filter_authors: bool = True) -> nn.Module:
+    """Load a checkpoint file (archzoo's, timm's or the authors') into ``model`` strictly."""
+    sd = read_state_dict(path)
+    own = model.state_dict()
+    if filter_authors and set(sd) != set(own):
+        sd = apply_checkpoint_filter(sd, model)
+    load_state_dict_strict(model, sd, what=f"checkpoint {path}")
+    return model
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Write through a temp file in the same folder, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
+    """Atomically save tensors (made contiguous, shared storage broken) as safetensors."""
+    from safetensors.torch import save_file
+
+    clean = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    return atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata))

@@ -1,0 +1,33 @@
+"""Shared fixtures. Reference material lives in ../shared/reference (or $ARCHZOO_REFERENCE_DIR);
+tests that need it skip with a visible reason where it is absent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from archzoo.reference import reference_dir
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def ref_dir() -> Path:
+    d = reference_dir()
+    if d is None:
+        pytest.skip("reference vectors not found: no ../shared/reference and no $ARCHZOO_REFERENCE_DIR")
+    return d
+
+
+@pytest.fixture
+def ref_file(ref_dir):
+    """ref_file("hornet_a") -> Path of ../shared/reference/hornet_a.safetensors (skips if absent)."""
+
+    def get(name: str) -> Path:
+        p = ref_dir / f"{name}.safetensors"
+        if not p.is_file():
+            pytest.skip(f"reference file {p} not present")
+        return p
+
+    return get
