@@ -1,0 +1,1 @@
+"""Training and inference methods of the collection's papers, applicable to any model."""

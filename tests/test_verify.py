@@ -1,0 +1,60 @@
+"""archzoo verify: counting on the meta device and the matching rule; a wrong card fails."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import timm
+import torch
+
+import archzoo  # noqa: F401
+from archzoo.cli.main import main
+from archzoo.papers import load_cards
+from archzoo.verify import count_flops, count_params, matches_reported, verify_variant
+
+
+def timm_variants():
+    return [(c, v) for c in load_cards() for v in c.variants if v.provider == "timm" and v.has_numbers]
+
+
+def test_matching_rule_uses_printed_precision_or_tolerance():
+    assert matches_reported(22.41, 22, 0.01)          # rounds to the printed "22"
+    assert not matches_reported(22.6, 22, 0.01)       # rounds to 23, 2.7 % off
+    assert matches_reported(4.456, 4.5, 0.05)
+    assert matches_reported(28.3, 28.5, 0.01)         # within 1 %
+    assert not matches_reported(28.0, 28.5, 0.01)
+
+
+def test_flop_counter_counts_two_flops_per_multiply_add():
+    with torch.device("meta"):
+        m = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.Flatten(), torch.nn.Linear(8 * 16 * 16, 10))
+    macs = 3 * 8 * 9 * 16 * 16 + 8 * 16 * 16 * 10
+    assert count_flops(m, 16) == 2 * macs
+    assert count_flops(m, 16, exclude=["0"]) == 2 * 8 * 16 * 16 * 10
+    assert count_params(m) == 3 * 8 * 9 + 8 * 16 * 16 * 10 + 10
+
+
+def test_every_timm_variant_of_the_cards_passes():
+    reports = [verify_variant(c, v) for c, v in timm_variants()]
+    assert reports, "no timm variants in the cards"
+    bad = [(r.variant.name, r.error, [(c.what, c.ours, c.paper) for c in r.checks if not (c.ok or c.explained)]) for r in reports if not r.ok]
+    assert not bad
+
+
+def test_a_wrong_reported_number_makes_verify_fail():
+    card, variant = timm_variants()[0]
+    good = verify_variant(card, variant)
+    assert good.ok
+    wrong = dataclasses.replace(variant, params_m=(good.params / 1e6) * 1.5, deviation="")
+    rep = verify_variant(card, wrong)
+    assert not rep.ok and any(c.verdict == "MISMATCH" for c in rep.checks)
+    exact = dataclasses.replace(variant, reference_params=good.params + 1, deviation="")
+    assert not verify_variant(card, exact).ok
+
+
+def test_verify_cli_exit_codes(capsys):
+    card, variant = timm_variants()[0]
+    assert main(["verify", variant.model]) == 0
+    assert "pass" in capsys.readouterr().out
+    assert main(["verify", "no_such_model_*"]) == 2
+    assert "no implemented variant" in capsys.readouterr().err
