@@ -101,19 +101,33 @@ class VariantReport:
         return not self.error and all(c.ok or c.explained for c in self.checks)
 
 
-def build_on_meta(variant: Variant) -> nn.Module:
+class _SkipMetaInit(torch.overrides.TorchFunctionMode):
+    """Skip in-place ops (weight initialisation: normal_, uniform_, trunc_normal_'s erfinv_, ...) on meta
+    tensors while a model is built: they have no values to set, and their Python meta kernels make up
+    most of the time of building a large model on the meta device."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if (name.endswith("_") and not name.startswith("_") and args and isinstance(args[0], torch.Tensor)
+                and args[0].is_meta and name not in ("requires_grad_", "share_memory_", "resize_", "set_")):
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def build_on_meta(name: str, **kwargs) -> nn.Module:
+    """Build a registered model on the meta device, without spending time on weight initialisation."""
     import timm
 
     import archzoo.models  # noqa: F401
 
-    with torch.device("meta"):
-        return timm.create_model(variant.model, pretrained=False, **variant.model_kwargs)
+    with torch.device("meta"), _SkipMetaInit():
+        return timm.create_model(name, pretrained=False, **kwargs)
 
 
 def verify_variant(card: PaperCard, variant: Variant, flops: bool = True) -> VariantReport:
     rep = VariantReport(card, variant)
     try:
-        model = build_on_meta(variant)
+        model = build_on_meta(variant.model, **variant.model_kwargs)
         rep.params = count_params(model)
         if flops and variant.flops_g is not None:
             in_chans = variant.model_kwargs.get("in_chans", 3)
@@ -146,21 +160,44 @@ def select_variants(patterns: Iterable[str] = ()) -> list[tuple[PaperCard, Varia
     return out
 
 
-def verify(patterns: Iterable[str] = (), flops: bool = True, progress: bool = True) -> list[VariantReport]:
-    """Verify every implemented variant with reported numbers whose model matches ``patterns``."""
-    selected = select_variants(patterns)
-    reports: list[VariantReport] = []
-    if progress:
-        from rich.progress import Progress
+def _verify_one(args: tuple[str, int, bool]) -> VariantReport:
+    slug, index, flops = args
+    card = next(c for c in load_cards() if c.slug == slug)
+    variant = card.variants[index]
+    torch.set_num_threads(1)
+    return verify_variant(card, variant, flops)
 
-        with Progress(transient=True) as bar:
-            task = bar.add_task("verifying", total=len(selected))
-            for card, v in selected:
-                bar.update(task, description=f"verifying {v.name}")
-                reports.append(verify_variant(card, v, flops))
-                bar.advance(task)
-    else:
-        reports = [verify_variant(c, v, flops) for c, v in selected]
+
+def verify(patterns: Iterable[str] = (), flops: bool = True, progress: bool = True,
+           jobs: int | None = None) -> list[VariantReport]:
+    """Verify every implemented variant with reported numbers whose model matches ``patterns``,
+    in ``jobs`` worker processes (default: one per CPU core, at most 4)."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from contextlib import nullcontext
+
+    from rich.progress import Progress
+
+    selected = select_variants(patterns)
+    jobs = jobs if jobs is not None else min(4, os.cpu_count() or 1, max(1, len(selected)))
+    work = [(c.slug, c.variants.index(v), flops) for c, v in selected]
+    bar = Progress(transient=True) if progress else nullcontext()
+    reports: list[VariantReport] = []
+    with bar:
+        task = bar.add_task("verifying", total=len(work)) if progress else None
+        if jobs <= 1:
+            for w in work:
+                reports.append(_verify_one(w))
+                if progress:
+                    bar.advance(task)
+        else:
+            # fork: the workers inherit the imported torch/timm/archzoo instead of importing them again
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
+                for rep in pool.map(_verify_one, work, chunksize=1):
+                    reports.append(rep)
+                    if progress:
+                        bar.advance(task)
     return reports
 
 

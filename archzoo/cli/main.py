@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import pkgutil
 import sys
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, KeyError, FileNotFoundError, PermissionError) as e:
+        if os.environ.get("ARCHZOO_DEBUG"):
+            raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"archzoo {args.command}: error: {msg}", file=sys.stderr)
         return 2

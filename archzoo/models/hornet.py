@@ -391,14 +391,13 @@ class HorNet(nn.Module):
     ) -> List[int]:
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         self.stages = self.stages[: max_index + 1]
-        if max_index < len(self.feature_info) - 1:
+        prune_end = max_index < len(self.feature_info) - 1
+        if prune_end:
             # the head's norm is sized for the last stage: it goes with the pruned stages
             self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
-            self.head = NormMlpClassifierHead(self.num_features, 0, norm_layer=partial(LayerNorm2d, eps=1e-6))
-            self.head.reset(0, "", reset_other=True)
+        if prune_head or prune_end or prune_norm:
             self.num_classes = 0
-        elif prune_head:
-            self.reset_classifier(0, "")
+            self.head.reset(0, "", reset_other=True, in_features=self.num_features)
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

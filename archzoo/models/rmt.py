@@ -378,8 +378,8 @@ class RMT(nn.Module):
         if global_pool is not None:
             self.global_pool = global_pool
             self.pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        dev = self.head_proj.weight.device
-        dt = self.head_proj.weight.dtype
+        ref = self.stem[0].weight  # the head may have been pruned away
+        dev, dt = ref.device, ref.dtype
         self.head = nn.Linear(self.head_hidden_size, num_classes, device=dev, dtype=dt) if num_classes > 0 else nn.Identity()
         if self.token_label:
             self.aux_head = (nn.Linear(self.num_features, num_classes, device=dev, dtype=dt)
@@ -416,6 +416,7 @@ class RMT(nn.Module):
         if prune_head:
             self.head_proj = nn.Identity()
             self.head_norm = nn.Identity()
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
             self.reset_classifier(0, "")
         return take_indices
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -144,8 +144,11 @@ class SEBlock(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # re-parameterisation helpers (pure tensor maths: any dtype, any device including meta)
 # ----------------------------------------------------------------------------------------------
-def _bn_affine(bn: nn.BatchNorm2d) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode BatchNorm as y = x * scale + shift."""
+def _bn_affine(bn: nn.Module, like: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as y = x * scale + shift; an Identity (a BN that a generic Conv-BN fuser
+    already folded away) gives scale 1, shift 0. ``like``: a (C,)-shaped tensor for dtype/device."""
+    if not isinstance(bn, nn.modules.batchnorm._BatchNorm):
+        return torch.ones_like(like), torch.zeros_like(like)
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     return scale, bn.bias - bn.running_mean * scale
 
@@ -220,16 +223,17 @@ class DilatedReparamBlock(nn.Module):
         if self.fused:
             return
         lk = self.lk_origin
-        scale, shift = _bn_affine(self.origin_bn)
+        per_channel = lk.weight[:, 0, 0, 0]
+        scale, shift = _bn_affine(self.origin_bn, per_channel)
         weight = lk.weight * scale.view(-1, 1, 1, 1)
         bias = shift if lk.bias is None else lk.bias * scale + shift
         for k, r in self.branches:
             conv, bn = getattr(self, f"dil_conv_k{k}_{r}"), getattr(self, f"dil_bn_k{k}_{r}")
-            s, t = _bn_affine(bn)
+            s, t = _bn_affine(bn, per_channel)
             w = dilate_kernel(conv.weight, r) * s.view(-1, 1, 1, 1)
             pad = (self.kernel_size - w.shape[-1]) // 2
             weight = weight + F.pad(w, [pad] * 4)
-            bias = bias + t
+            bias = bias + t if conv.bias is None else bias + conv.bias * s + t
             delattr(self, f"dil_conv_k{k}_{r}")
             delattr(self, f"dil_bn_k{k}_{r}")
         del self.origin_bn
@@ -260,7 +264,9 @@ class UniRepLKNetBlock(nn.Module):
         elif kernel_size in (3, 5):
             self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, bias=deploy)
         else:
-            raise ValueError(f"block kernel size must be 0, 3, 5 or >= 7 (one of {sorted(DILATED_BRANCHES)}), got {kernel_size}")
+            raise ValueError(
+                f"block kernel size must be 0, 3, 5 or one of {sorted(DILATED_BRANCHES)}, got {kernel_size}"
+            )
         self.norm: nn.Module = nn.Identity() if (deploy or kernel_size == 0) else nn.BatchNorm2d(dim)
         self.se = SEBlock(dim, dim // 4)
         ffn_dim = int(ffn_factor * dim)
@@ -291,7 +297,7 @@ class UniRepLKNetBlock(nn.Module):
             self.dwconv.reparameterize()
         if isinstance(self.norm, nn.BatchNorm2d):
             conv = self.dwconv.lk_origin if isinstance(self.dwconv, DilatedReparamBlock) else self.dwconv
-            scale, shift = _bn_affine(self.norm)
+            scale, shift = _bn_affine(self.norm, conv.weight[:, 0, 0, 0])
             weight = conv.weight * scale.view(-1, 1, 1, 1)
             bias = shift if conv.bias is None else conv.bias * scale + shift
             fused = _depthwise_conv(weight, bias)
@@ -311,7 +317,7 @@ class UniRepLKNetBlock(nn.Module):
             bias = bias + weight @ grn.beta.reshape(-1)
             grn.beta = None
         if has_bn:
-            scale, shift = _bn_affine(self.pwconv2[2])
+            scale, shift = _bn_affine(self.pwconv2[2], bias)
             weight, bias = weight * scale[:, None], bias * scale + shift
         if self.gamma is not None:
             weight, bias = weight * self.gamma[:, None], bias * self.gamma
@@ -596,6 +602,7 @@ def _cfg(filename: str = "", **kwargs: Any) -> dict:
 
 
 _384 = dict(input_size=(3, 384, 384), pool_size=(12, 12), crop_pct=1.0)
+_192 = dict(input_size=(3, 192, 192), pool_size=(6, 6))  # L/XL were pre-trained on 22K at 192 px
 _22K = dict(num_classes=21841)
 default_cfgs = generate_default_cfgs({
     "unireplknet_a.in1k": _cfg("unireplknet_a_in1k_224_acc77.03.pth"),
@@ -610,9 +617,9 @@ default_cfgs = generate_default_cfgs({
     "unireplknet_b.in22k_ft_in1k_384": _cfg("unireplknet_b_in22k_to_in1k_384_acc87.40.pth", **_384),
     "unireplknet_b.in22k": _cfg("unireplknet_b_in22k_pretrain.pth", **_22K),
     "unireplknet_l.in22k_ft_in1k_384": _cfg("unireplknet_l_in22k_to_in1k_384_acc87.88.pth", **_384),
-    "unireplknet_l.in22k": _cfg("unireplknet_l_in22k_pretrain.pth", input_size=(3, 192, 192), pool_size=(6, 6), **_22K),
+    "unireplknet_l.in22k": _cfg("unireplknet_l_in22k_pretrain.pth", **_192, **_22K),
     "unireplknet_xl.in22k_ft_in1k_384": _cfg("unireplknet_xl_in22k_to_in1k_384_acc87.96.pth", **_384),
-    "unireplknet_xl.in22k": _cfg("unireplknet_xl_in22k_pretrain.pth", input_size=(3, 192, 192), pool_size=(6, 6), **_22K),
+    "unireplknet_xl.in22k": _cfg("unireplknet_xl_in22k_pretrain.pth", **_192, **_22K),
 })
 
 
@@ -780,7 +787,8 @@ class UniRepLKNetTimeSeries(_Adapter):
             side = math.isqrt(seq_len * embed_dim)
             if side * side != seq_len * embed_dim:
                 raise ValueError(
-                    f"seq_len*embed_dim = {seq_len * embed_dim} is not a square; pass map_size=(H, W) with H*W equal to it"
+                    f"seq_len*embed_dim = {seq_len * embed_dim} is not a square; "
+                    "pass map_size=(H, W) with H*W equal to it"
                 )
             map_size = (side, side)
         if map_size[0] * map_size[1] != seq_len * embed_dim:

@@ -8,6 +8,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from timm.models import get_pretrained_cfg_value
 from torch import nn
 
 import archzoo
@@ -23,6 +24,16 @@ VARIANTS = [
 ]
 TINY = dict(depths=(1, 1, 1, 1), base_dim=8)
 TINY_GF = (None, None, (4, 3), (2, 2))  # rfft2 sizes of the 4x4 / 2x2 maps of a 64x64 input: no resize
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convs gain nothing from threads, and on the shared 2-core machine two OpenMP threads
+    wait on each other: one thread makes these tests ~20x faster there."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _head_params(num_classes: int, width: int) -> int:
@@ -66,7 +77,7 @@ def test_card_matches_the_counts(ref_dir):
     for v in card.variants:
         assert timm.is_model(v.model)
         if v.reference_params is not None:
-            classes = v.model_kwargs.get("num_classes", _meta(v.model).num_classes if "large" in v.model else 1000)
+            classes = v.model_kwargs.get("num_classes", get_pretrained_cfg_value(v.model, "num_classes"))
             key = "params_21841" if classes == 21841 else "params_1k"
             assert v.reference_params == counts[v.model][key], v.name
 
@@ -243,3 +254,12 @@ def test_clear_errors_for_configurations_it_cannot_build():
         gnconv_dims(12, 4)
     with pytest.raises(ValueError, match="one entry per stage"):
         HorNet(depths=(1, 1, 1, 1), base_dim=8, orders=(2, 3, 4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, size", [("hornet_tiny_7x7", 224), ("hornet_tiny_gf", 224), ("hornet_tiny_gf", 256)])
+def test_full_size_forward(name, size):
+    model = timm.create_model(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, size, size))
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()

@@ -1,0 +1,278 @@
+"""Measure what models cost on this machine: parameters, FLOPs, throughput, latency, peak memory.
+
+Several models (or forms of one model) are timed interleaved — one timed run of A, then of B, then
+A again — so that a ratio between them holds on a noisy machine; every figure is a median over repeats.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["BenchSpec", "BenchResult", "bench", "ratios", "write_results"]
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class BenchSpec:
+    model: str
+    deploy: bool = False
+    label: str = ""
+    model_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.label or (f"{self.model} [deploy]" if self.deploy else self.model)
+
+
+@dataclass
+class BenchResult:
+    name: str
+    model: str
+    deploy: bool
+    device: str
+    dtype: str
+    batch: int
+    img_size: int
+    params: int
+    gflops: float  # 2 x GMACs, batch 1
+    throughput: float  # images/s at `batch`
+    latency_ms: float  # batch 1, median
+    latency_p90_ms: float
+    train_throughput: float | None = None
+    peak_memory_mb: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _check(device: str, batch: int, img_size: int, dtype: str, repeats: int) -> torch.device:
+    if batch < 1:
+        raise ValueError(f"--batch must be at least 1, got {batch}")
+    if img_size < 1:
+        raise ValueError(f"--img-size must be positive, got {img_size}")
+    if repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {repeats}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda requested but no CUDA GPU is available here")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+    return dev
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _timed(fn: Callable[[], object], dev: torch.device) -> float:
+    _sync(dev)
+    t0 = time.perf_counter()
+    fn()
+    _sync(dev)
+    return time.perf_counter() - t0
+
+
+def build(spec: BenchSpec, in_chans: int = 3, num_classes: int | None = None) -> nn.Module:
+    from archzoo.registry import create_model
+
+    kw = dict(spec.model_kwargs)
+    if num_classes is not None:
+        kw.setdefault("num_classes", num_classes)
+    model = create_model(spec.model, in_chans=in_chans, **kw).eval()
+    if spec.deploy:
+        from archzoo.deploy import deploy
+
+        model = deploy(model)
+    return model
+
+
+def _peak_rss_mb(spec: BenchSpec, batch: int, img_size: int, dtype: str, channels_last: bool) -> float:
+    """Peak resident-memory growth of one inference in a fresh process (CPU)."""
+    code = f"""
+import resource, torch, archzoo
+from archzoo.bench import BenchSpec, build
+spec = BenchSpec(**{asdict(spec)!r})
+m = build(spec).to(getattr(torch, {dtype!r}))
+x = torch.randn({batch}, 3, {img_size}, {img_size}, dtype=getattr(torch, {dtype!r}))
+if {channels_last!r}:
+    m, x = m.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with torch.inference_mode():
+    m(x)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"peak-memory subprocess failed for {spec.name}: {out.stderr.strip().splitlines()[-1:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench(
+    specs: list[BenchSpec],
+    device: str = "cpu",
+    batch: int = 16,
+    img_size: int = 224,
+    dtype: str = "float32",
+    channels_last: bool = False,
+    compile: bool = False,
+    train: bool = False,
+    repeats: int = 10,
+    warmup: int = 2,
+    memory: bool = True,
+    progress: bool = True,
+) -> list[BenchResult]:
+    """Benchmark each spec; timed runs are interleaved across specs."""
+    from archzoo.verify import count_flops, count_params
+
+    dev = _check(device, batch, img_size, dtype, repeats)
+    dt = DTYPES[dtype]
+    models, results = [], []
+    for spec in specs:
+        with torch.device("meta"):
+            meta_model = build(spec)
+        params = count_params(meta_model)
+        try:
+            flops = count_flops(meta_model, img_size)
+        except Exception:  # some deploy forms don't run on meta; count the unfused form instead
+            with torch.device("meta"):
+                flops = count_flops(build(BenchSpec(spec.model, False, model_kwargs=spec.model_kwargs)), img_size)
+        model = build(spec).to(device=dev, dtype=dt)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        infer = torch.compile(model) if compile else model
+        results.append(BenchResult(spec.name, spec.model, spec.deploy, str(dev), dtype, batch, img_size,
+                                   params, flops / 1e9, 0.0, 0.0, 0.0))
+        models.append((spec, model, infer))
+
+    def inputs(n: int) -> torch.Tensor:
+        x = torch.randn(n, 3, img_size, img_size, device=dev, dtype=dt)
+        return x.to(memory_format=torch.channels_last) if channels_last else x
+
+    xb, x1 = inputs(batch), inputs(1)
+    thr: list[list[float]] = [[] for _ in specs]
+    lat: list[list[float]] = [[] for _ in specs]
+    trn: list[list[float]] = [[] for _ in specs]
+
+    def train_step(model: nn.Module) -> None:
+        model.train()
+        out = model(xb)
+        out.float().logsumexp(-1).mean().backward()
+        model.zero_grad(set_to_none=True)
+        model.eval()
+
+    from contextlib import nullcontext
+
+    from rich.progress import Progress
+
+    bar = Progress(transient=True) if progress else nullcontext()
+    with bar:
+        task = bar.add_task("benchmarking", total=(warmup + repeats) * len(specs)) if progress else None
+        for r in range(warmup + repeats):
+            for i, (spec, model, infer) in enumerate(models):
+                with torch.inference_mode():
+                    tb = _timed(lambda: infer(xb), dev)
+                    t1 = _timed(lambda: infer(x1), dev)
+                tt = _timed(lambda: train_step(model), dev) if train and not spec.deploy else None
+                if r >= warmup:
+                    thr[i].append(tb)
+                    lat[i].append(t1)
+                    if tt is not None:
+                        trn[i].append(tt)
+                if progress:
+                    bar.update(task, advance=1, description=f"benchmarking {spec.name} (round {r + 1})")
+    for i, res in enumerate(results):
+        res.throughput = batch / statistics.median(thr[i])
+        res.latency_ms = statistics.median(lat[i]) * 1e3
+        res.latency_p90_ms = statistics.quantiles(lat[i], n=10)[-1] * 1e3 if len(lat[i]) > 1 else res.latency_ms
+        if trn[i]:
+            res.train_throughput = batch / statistics.median(trn[i])
+        if memory:
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
+                base = torch.cuda.memory_allocated(dev)
+                with torch.inference_mode():
+                    models[i][2](xb)
+                res.peak_memory_mb = (torch.cuda.max_memory_allocated(dev) - base) / 2**20
+            else:
+                res.peak_memory_mb = _peak_rss_mb(specs[i], batch, img_size, dtype, channels_last)
+    return results
+
+
+def ratios(results: list[BenchResult], baseline: str) -> list[dict]:
+    """Each result relative to ``baseline`` (by name): throughput and latency ratios."""
+    base = next((r for r in results if r.name == baseline), None)
+    if base is None:
+        raise ValueError(f"--vs {baseline!r} is not among the benchmarked models ({', '.join(r.name for r in results)})")
+    return [
+        {"name": r.name, "vs": base.name, "throughput_ratio": r.throughput / base.throughput,
+         "latency_ratio": r.latency_ms / base.latency_ms,
+         "train_throughput_ratio": (r.train_throughput / base.train_throughput)
+         if r.train_throughput and base.train_throughput else None}
+        for r in results if r is not base
+    ]
+
+
+def write_results(results: list[BenchResult], path: str | Path, vs: list[dict] | None = None) -> Path:
+    """JSON (every figure, and the ratios) or CSV, by the file's suffix; written atomically."""
+    import csv
+    import io
+
+    from archzoo.checkpoint import atomic_write
+
+    path = Path(path)
+    rows = [asdict(r) for r in results]
+    if path.suffix == ".csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=[k for k in rows[0] if k != "extra"])
+        w.writeheader()
+        for row in rows:
+            row.pop("extra", None)
+            w.writerow(row)
+        text = buf.getvalue()
+    else:
+        text = json.dumps({"results": rows, "ratios": vs or [], "torch": torch.__version__,
+                           "threads": torch.get_num_threads()}, indent=2)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def print_results(results: list[BenchResult], vs: list[dict] | None = None, file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    r0 = results[0]
+    t = Table(title=f"archzoo bench: {r0.device}, {r0.dtype}, batch {r0.batch}, {r0.img_size}px, "
+                    f"{torch.get_num_threads()} threads (medians, interleaved)")
+    cols = ["model", "params (M)", "GFLOPs", "img/s", "latency ms (p50)", "p90"]
+    has_train = any(r.train_throughput for r in results)
+    if has_train:
+        cols.append("train img/s")
+    cols.append("peak MB")
+    for c in cols:
+        t.add_column(c)
+    for r in results:
+        row = [r.name, f"{r.params / 1e6:.2f}", f"{r.gflops:.2f}", f"{r.throughput:.1f}", f"{r.latency_ms:.2f}",
+               f"{r.latency_p90_ms:.2f}"]
+        if has_train:
+            row.append(f"{r.train_throughput:.1f}" if r.train_throughput else "-")
+        row.append("-" if r.peak_memory_mb is None or r.peak_memory_mb != r.peak_memory_mb else f"{r.peak_memory_mb:.0f}")
+        t.add_row(*row)
+    console = Console(file=file or sys.stdout, width=200)
+    console.print(t)
+    for v in vs or []:
+        console.print(f"{v['name']} vs {v['vs']}: throughput x{v['throughput_ratio']:.2f}, "
+                      f"latency x{v['latency_ratio']:.2f}"
+                      + (f", training throughput x{v['train_throughput_ratio']:.2f}" if v["train_throughput_ratio"] else ""))
