@@ -86,7 +86,8 @@ def _timed(fn: Callable[[], object], dev: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def build(spec: BenchSpec, in_chans: int = 3, num_classes: int | None = None) -> nn.Module:
+def build(spec: BenchSpec, in_chans: int = 3, num_classes: int | None = None,
+          device: str | None = None, img_size: int | None = None) -> nn.Module:
     from archzoo.registry import create_model
 
     kw = dict(spec.model_kwargs)
@@ -96,7 +97,8 @@ def build(spec: BenchSpec, in_chans: int = 3, num_classes: int | None = None) ->
     if spec.deploy:
         from archzoo.deploy import deploy
 
-        model = deploy(model)
+        x = torch.randn(2, in_chans, img_size, img_size) if img_size else None
+        model = deploy(model, example_input=x, device=device)
     return model
 
 
@@ -142,20 +144,20 @@ def bench(
     dt = DTYPES[dtype]
     models, results = [], []
     for spec in specs:
-        with torch.device("meta"):
-            meta_model = build(spec)
-        params = count_params(meta_model)
-        try:
-            flops = count_flops(meta_model, img_size)
-        except Exception:  # some deploy forms don't run on meta; count the unfused form instead
-            with torch.device("meta"):
-                flops = count_flops(build(BenchSpec(spec.model, False, model_kwargs=spec.model_kwargs)), img_size)
-        model = build(spec).to(device=dev, dtype=dt)
+        # parameters and FLOPs of the form as built (the deploy form has fewer: fused BatchNorms)
+        from archzoo.verify import build_on_meta
+
+        meta_model = build_on_meta(spec.model, **spec.model_kwargs)
+        flops = count_flops(meta_model, img_size)
+        model = build(spec, device=str(dev), img_size=img_size).to(device=dev, dtype=dt)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        params = count_params(model)
         infer = torch.compile(model) if compile else model
         results.append(BenchResult(spec.name, spec.model, spec.deploy, str(dev), dtype, batch, img_size,
                                    params, flops / 1e9, 0.0, 0.0, 0.0))
+        if spec.deploy:
+            results[-1].extra["deploy"] = str(model.deploy_report)
         models.append((spec, model, infer))
 
     def inputs(n: int) -> torch.Tensor:
@@ -272,6 +274,9 @@ def print_results(results: list[BenchResult], vs: list[dict] | None = None, file
         t.add_row(*row)
     console = Console(file=file or sys.stdout, width=200)
     console.print(t)
+    for r in results:
+        if r.extra.get("deploy"):
+            console.print(f"{r.name}: {r.extra['deploy']}")
     for v in vs or []:
         console.print(f"{v['name']} vs {v['vs']}: throughput x{v['throughput_ratio']:.2f}, "
                       f"latency x{v['latency_ratio']:.2f}"

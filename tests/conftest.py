@@ -9,7 +9,9 @@ import torch
 
 from archzoo.reference import reference_dir
 
-torch.set_num_threads(2)
+# One thread: the tests run tiny tensors, where a second thread costs more in synchronisation than it
+# gives; it also keeps timings sane when other processes share the cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
