@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from functools import partial
 import re
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -354,7 +354,6 @@ class MOAT(nn.Module):
             stages.append(MoatStage(blocks))
             self.feature_info.append(dict(num_chs=prev, reduction=reduction, module=f"stages.{s}"))
         self.stages = nn.Sequential(*stages)
-        self.windows = windows
         self.num_features = self.head_hidden_size = prev
         self.head = NormMlpClassifierHead(prev, num_classes, pool_type=global_pool, drop_rate=drop_rate,
                                           norm_layer=partial(LayerNorm2d, eps=ln_eps))
@@ -362,6 +361,8 @@ class MOAT(nn.Module):
 
     def _init_weights(self, std: float) -> None:
         # the authors' initialisers: every kernel (incl. depthwise and the bias table) N(0, 0.02), biases 0
+        if self.head.norm.weight.is_meta:
+            return  # meta tensors hold no values (and torch's meta normal_ is slow)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(m.weight, std=std)
@@ -451,8 +452,11 @@ class MOAT(nn.Module):
                                   prune_head: bool = True) -> List[int]:
         take_indices, max_index = feature_take_indices(len(self.stages) + 1, indices)
         self.stages = self.stages[:max_index]
-        if prune_head:
-            self.reset_classifier(0, "")
+        if max_index < len(self.feature_info) - 1 or prune_norm or prune_head:
+            # the head's LayerNorm has the last stage's width: drop it with the pruned stages
+            self.head.reset(0, "", reset_other=True)
+            self.num_classes, self.global_pool = 0, ""
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -649,7 +653,7 @@ def _cfg(origin: str = "", size: int = 224, option: int = 1, **kwargs: Any) -> d
     mean, std = (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD) if option == 1 else (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD)
     return {
         "url": "", "num_classes": 1000, "input_size": (3, size, size), "pool_size": (size // 32, size // 32),
-        "crop_pct": 1.0, "interpolation": "bicubic", "mean": mean, "std": std,
+        "mean": mean, "std": std,  # crop / interpolation: not stated by the authors (timm's defaults)
         "first_conv": "stem.conv_0", "classifier": "head.fc", "license": "apache-2.0",
         "paper_ids": "arXiv:2210.01820", "paper_name": "MOAT",
         "origin_url": _CKPT + origin if origin else "",

@@ -3,7 +3,7 @@
 Authors' code: https://github.com/qhfan/RMT (``classfication_release/RMT.py`` and, for the
 token-labelling models RMT-S*/B*/L*, ``classification_token_label_release/RMT.py``).
 
-RMT ("Manhattan Self-Attention", MaSA) adds RetNet's explicit decay to vision attention: the
+RMT's Manhattan Self-Attention (MaSA) adds RetNet's explicit decay to vision attention: the
 attention logits of a token pair get ``decay_head * manhattan_distance`` added before the softmax
 (``decay_head = log(1 - 2^-(a + r * head / heads))`` is negative, so far tokens are damped). Early
 stages decompose the attention along the two image axes (first along W inside each row, then along H
@@ -341,7 +341,8 @@ class RMT(nn.Module):
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
         # The authors' model-level init overrides the retention's own xavier init for every Linear.
-        if isinstance(m, nn.Linear):
+        # Nothing to initialise on the meta device (and trunc_normal_ is slow there).
+        if isinstance(m, nn.Linear) and not m.weight.is_meta:
             trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -485,7 +486,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) 
 def _cfg(url: str = "", **kwargs: Any) -> dict:
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
-        "crop_pct": 0.9, "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+        "crop_pct": 0.875, "interpolation": "bicubic", "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stem.0", "classifier": "head", "license": "unknown",
         "paper_ids": "arXiv:2309.11523", "origin_url": "https://github.com/qhfan/RMT", **kwargs,
     }
