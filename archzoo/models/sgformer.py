@@ -525,7 +525,7 @@ class SGFormer(nn.Module):
         if isinstance(mlp_ratios, (int, float)):
             mlp_ratios = (mlp_ratios,) * num_stages
         if global_pool not in ("avg", ""):
-            raise ValueError(f"SG-Former pools by averaging its tokens: global_pool must be 'avg' or '', got {global_pool!r}")
+            raise ValueError(f"SG-Former averages its tokens: global_pool must be 'avg' or '', got {global_pool!r}")
         self.img_size = to_2tuple(img_size)
         check_configuration(self.img_size, depths, sr_ratios, num_heads)
         self.min_input_size = min(self.img_size)  # the input checks' "too small" threshold
