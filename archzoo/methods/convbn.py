@@ -48,9 +48,12 @@ def _example_input(model: nn.Module) -> torch.Tensor:
     first = next((m for m in model.modules() if isinstance(m, _CONV)), None)
     in_chans = first.in_channels if first is not None else 3
     dims = 2 if first is None else {1: 1, 2: 2, 3: 3}[first.weight.dim() - 2]
-    size = max(64, min_input_size(model), *(cfg.get("test_input_size") or cfg.get("input_size") or (0, 0))[1:2])
+    if cfg.get("fixed_input_size") and cfg.get("input_size"):
+        size = cfg["input_size"][-1]  # models built for one input size take only that one
+    else:
+        size = min(224, max(64, min_input_size(model)))
     p = next(model.parameters())
-    return torch.randn(2, in_chans, *([min(size, 224)] * dims), device=p.device, dtype=p.dtype)
+    return torch.randn(2, in_chans, *([size] * dims), device=p.device, dtype=p.dtype)
 
 
 def _grad_fn_consumers(roots: Iterable[torch.Tensor]) -> dict:

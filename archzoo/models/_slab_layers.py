@@ -18,6 +18,8 @@ Authors' code: https://github.com/xinghaochen/SLAB (``classification/models/prep
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,7 +27,7 @@ from torch import nn
 __all__ = [
     "RepBN", "PRepBN", "TokenAffine", "prepbn", "linear_attention", "heads_split", "heads_merge",
     "norm_affine", "fold_into_linear", "fold_into_conv_output", "fold_into_conv_input", "prepbn_modules",
-    "set_prepbn_schedule",
+    "set_prepbn_schedule", "SlabHead", "SlabModelMixin", "finalize_cfg",
 ]
 
 
@@ -92,7 +94,8 @@ class PRepBN(nn.Module):
         if bool(self.warm > 0):
             self.warm.sub_(1)
             return self.norm1(x)
-        lam = (self.iter.to(x.dtype) / self.total_step.to(x.dtype)) * self.r0
+        # read before the decrement; a 0-dim tensor in the default dtype, exactly as the authors'
+        lam = self.r0 * self.iter / self.total_step
         self.iter.sub_((self.iter > 0).to(self.iter.dtype))
         return lam * self.norm1(x) + (1.0 - lam) * self.norm2(x)
 
@@ -116,7 +119,7 @@ class TokenAffine(nn.Module):
         return x * self.scale + self.shift
 
 
-def prepbn(step: int, ln_eps: float = 1e-5, warm: int = 0, r0: float = 1.0):
+def prepbn(step: int, ln_eps: float = 1e-5, warm: int = 0, r0: float = 1.0) -> Callable[[int], PRepBN]:
     """``norm_layer(dim)`` factory building :class:`PRepBN` with a schedule."""
 
     def make(dim: int) -> PRepBN:
@@ -126,6 +129,7 @@ def prepbn(step: int, ln_eps: float = 1e-5, warm: int = 0, r0: float = 1.0):
 
 
 def prepbn_modules(model: nn.Module) -> list[PRepBN]:
+    """Every PRepBN of a model, in module order."""
     return [m for m in model.modules() if isinstance(m, PRepBN)]
 
 
@@ -288,6 +292,10 @@ class SlabModelMixin:
     num_classes: int
     global_pool: str
 
+    @property
+    def min_input_size(self) -> int:
+        return max(self.img_size)
+
     def check_input(self, x: torch.Tensor) -> None:
         from archzoo.validation import InputError
 
@@ -332,3 +340,16 @@ class SlabModelMixin:
     def prepbn_lambdas(self) -> list[float]:
         """Current LayerNorm weight of every PRepBN (1 = LayerNorm only, 0 = RepBN only)."""
         return [m.lam for m in prepbn_modules(self)]
+
+
+def finalize_cfg(model: nn.Module) -> nn.Module:
+    """Record the model's fixed input size in its pretrained cfg (``img_size`` may differ from 224), so
+    tools that build an example input (``archzoo.deploy``, benchmarks) use the size the model takes."""
+    net = model if hasattr(model, "img_size") else getattr(model, "model", None)  # features_only wrapper
+    if net is None or not hasattr(net, "img_size"):
+        return model
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    cfg["input_size"] = (net.in_chans, *net.img_size)
+    cfg["fixed_input_size"] = True
+    model.pretrained_cfg = model.default_cfg = cfg
+    return model

@@ -28,7 +28,7 @@ from timm.models._manipulate import checkpoint
 from timm.models._registry import generate_default_cfgs
 
 from archzoo.models._slab_layers import (
-    SlabHead, SlabModelMixin, fold_into_linear, heads_merge, linear_attention, norm_affine, prepbn,
+    SlabHead, SlabModelMixin, finalize_cfg, fold_into_linear, heads_merge, linear_attention, norm_affine, prepbn,
 )
 from archzoo.reference import register_reference
 
@@ -247,9 +247,9 @@ def _reference_slab_deit(config: dict, meta: dict) -> nn.Module:
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> SlabVisionTransformer:
     out_indices = kwargs.pop("out_indices", 3)
-    return build_model_with_cfg(
+    return finalize_cfg(build_model_with_cfg(
         SlabVisionTransformer, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"), **kwargs)
+        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"), **kwargs))
 
 
 def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from timm.models._registry import generate_default_cfgs
 from timm.models.swin_transformer import get_relative_position_index, window_partition, window_reverse
 
 from archzoo.models._slab_layers import (
-    PRepBN, SlabHead, SlabModelMixin, fold_into_conv_output, fold_into_linear, heads_merge, linear_attention,
+    PRepBN, SlabHead, SlabModelMixin, finalize_cfg, fold_into_conv_output, fold_into_linear, heads_merge, linear_attention,
     norm_affine, prepbn,
 )
 from archzoo.reference import register_reference
@@ -451,9 +451,9 @@ def _reference_slab_swin(config: dict, meta: dict) -> nn.Module:
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> SlabSwinTransformer:
     n = len(kwargs.get("depths", (2, 2, 6, 2)))
     out_indices = kwargs.pop("out_indices", tuple(range(n)))
-    return build_model_with_cfg(
+    return finalize_cfg(build_model_with_cfg(
         SlabSwinTransformer, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"), **kwargs)
+        feature_cfg=dict(out_indices=out_indices, feature_cls="getter"), **kwargs))
 
 
 def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
