@@ -5,6 +5,7 @@ input size, a size divisible by a window) define ``check_input(x)`` on the model
 """
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
@@ -62,6 +63,24 @@ def _hook(name: str, in_chans: int | None, min_size: int):
     return check
 
 
+def _guarded_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+    # Shape failures deep inside a model (timm's _assert, a reshape that does not fit) become one
+    # error naming the model, the input and the size it was built for.
+    try:
+        return type(self).forward(self, *args, **kwargs)
+    except (AssertionError, RuntimeError) as e:
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if x is None or isinstance(e, InputError):
+            raise
+        cfg = getattr(self, "pretrained_cfg", None) or {}
+        size = cfg.get("input_size")
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"{self.__dict__.get('_archzoo_name', type(self).__name__)} cannot take an input of shape "
+            f"{tuple(x.shape)} ({detail})" + (f"; it was configured for {tuple(size)}" if size else "")
+        ) from e
+
+
 def attach_input_checks(model: nn.Module, name: str | None = None, in_chans: int | None = None) -> nn.Module:
     """Register the input-check pre-hook once on ``model`` (idempotent)."""
     if getattr(model, "_archzoo_input_checked", False):
@@ -70,5 +89,7 @@ def attach_input_checks(model: nn.Module, name: str | None = None, in_chans: int
     if in_chans is None:
         in_chans = getattr(model, "in_chans", None) or _in_chans(model)
     model.register_forward_pre_hook(_hook(name, in_chans, min_input_size(model)))
+    model.__dict__["_archzoo_name"] = name
+    model.forward = types.MethodType(_guarded_forward, model)
     model._archzoo_input_checked = True
     return model

@@ -98,3 +98,9 @@ def test_bad_cli_flag_is_exit_2(capsys):
         main(["verify", "--no-such-flag"])
     assert e.value.code == 2
     assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
+
+
+def test_shape_failure_inside_a_model_names_the_model_and_input():
+    m = archzoo.create_model("halonet_h1", num_classes=10).eval()  # needs sizes its 8x8 blocks divide
+    with pytest.raises(archzoo.InputError, match=r"halonet_h1 cannot take an input of shape \(1, 3, 72, 72\).*configured for \(3, 256, 256\)"):
+        m(torch.randn(1, 3, 72, 72))
