@@ -25,6 +25,18 @@ class ExportResult:
     format: str
     max_abs_diff: float | None  # exported runtime vs PyTorch on the same input
     batch_sizes_checked: tuple[int, ...] = ()
+    note: str = ""
+
+
+class _Single(nn.Module):
+    """forward(x) -> model(x): exporters see one plain tensor argument whatever the model's signature."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
 
 
 def _first_line(e: BaseException) -> str:
@@ -58,8 +70,9 @@ def export_model(model: nn.Module, fmt: str, out: str | Path, img_size: int = 22
     out = Path(out)
     if out.parent and not out.parent.exists():
         raise ExportError(f"output folder {out.parent} does not exist")
-    model = model.eval().float()
+    model = _Single(model.eval().float()).eval()
     x = torch.randn(batch, in_chans, img_size, img_size)
+    note = ""
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "onnx":
@@ -68,11 +81,19 @@ def export_model(model: nn.Module, fmt: str, out: str | Path, img_size: int = 22
             except ImportError:
                 raise ExportError("ONNX export needs onnx: pip install 'archzoo[export]'") from None
             try:
+                # The TorchScript-based exporter: fast, and the one most runtimes are tested against.
                 torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["logits"],
                                   dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
                                   opset_version=opset, dynamo=False)
             except Exception as e:
-                raise ExportError(f"cannot export to ONNX: {_first_line(e)}") from None
+                # Some ops (e.g. Unfold in HaloNet's attention) need the torch.export-based exporter.
+                note = f"TorchScript-based ONNX exporter failed ({_first_line(e)[:100]}); used the dynamo exporter"
+                try:
+                    batch_dim = torch.export.Dim("batch", min=1, max=1024)
+                    torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["logits"],
+                                      dynamic_shapes=({0: batch_dim},), dynamo=True, verbose=False)
+                except Exception as e2:
+                    raise ExportError(f"cannot export to ONNX: {_first_line(e)}; dynamo exporter: {_first_line(e2)}") from None
         elif fmt == "torchscript":
             try:
                 scripted = torch.jit.trace(model, x, check_trace=False)
@@ -98,4 +119,4 @@ def export_model(model: nn.Module, fmt: str, out: str | Path, img_size: int = 22
             with torch.no_grad():
                 diff = float((loaded(x) - model(x)).abs().max())
             sizes = (batch,)
-    return ExportResult(out, fmt, diff, sizes)
+    return ExportResult(out, fmt, diff, sizes, note)

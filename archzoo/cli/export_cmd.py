@@ -64,4 +64,6 @@ def run(args: argparse.Namespace) -> int:
     res = export_model(model, args.format, args.out, img_size=size, in_chans=in_chans)
     print(f"wrote {res.path} ({res.format}); max abs difference vs PyTorch: {res.max_abs_diff:.3e} "
           f"(batch sizes {', '.join(map(str, res.batch_sizes_checked))})")
+    if res.note:
+        print(f"note: {res.note}")
     return 0
