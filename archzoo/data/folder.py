@@ -106,7 +106,7 @@ def build_imagefolder(arg: str | None, opt: DataOptions) -> DataBundle:
         mean=mean,
         std=std,
         splits=splits,
-        test_split="test",
+        test_split="test" if has_test else "val",
         sources={s: str(p) for s, p in folders.items()},
     )
 

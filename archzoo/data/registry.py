@@ -46,14 +46,12 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     splits: dict[str, Dataset] = field(default_factory=dict)
-    # the split the run reports as "test" (imagefolder without test/ falls back on val/)
+    # what the "test" split really is, for reports: "val" for an imagefolder without test/
     test_split: str = "test"
     # where each split lives, for messages and the run's config
     sources: dict[str, str] = field(default_factory=dict)
 
     def split(self, name: str) -> Dataset:
-        if name == "test":
-            name = self.test_split
         if name not in self.splits:
             raise DataError(f"data {self.spec!r} has no {name!r} split (it has: {', '.join(self.splits)})")
         return self.splits[name]

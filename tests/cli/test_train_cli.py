@@ -1,0 +1,170 @@
+"""``archzoo train`` / ``archzoo eval`` in-process: a tiny run and its files, eval reproducing the
+run's test accuracy, and every bad input of issue 3 point 7 (one line, exit 2, no folder left)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from archzoo.cli.main import main
+
+MODEL = "mobilenetv2_050"
+DATA = "synthetic:classes=4,train=32,val=16,test=16"
+TINY = ["--model", MODEL, "--data", DATA, "--img-size", "32", "--batch-size", "16", "--quiet"]
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _assert_user_error(rc, err, *needles):
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2, err
+    assert len(lines) == 1, f"expected one line, got: {err!r}"
+    assert lines[0].startswith(("archzoo train: error: ", "archzoo eval: error: ")), lines[0]
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def _nothing_left(root: Path) -> None:
+    assert not root.exists() or list(root.iterdir()) == [], list(root.iterdir())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One 2-epoch run shared by the tests below."""
+    root = tmp_path_factory.mktemp("runs")
+    rc = main(["train", *TINY, "--epochs", "2", "--output", str(root), "--name", "r"])
+    assert rc == 0
+    return root / "r"
+
+
+def test_run_folder_contents(tiny_run):
+    names = sorted(os.listdir(tiny_run))
+    assert names == ["best", "config.json", "curves.png", "last", "metrics.csv", "summary.json"], names
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert cfg["train"]["model"] == MODEL and cfg["train"]["epochs"] == 2 and cfg["run"]["num_classes"] == 4
+    rows = (tiny_run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,lr,train_loss,train_acc,val_loss,val_acc") and len(rows) == 3
+    assert (tiny_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for ck in ("last", "best"):
+        assert {"model.safetensors", "state.pt", "meta.json"} <= set(os.listdir(tiny_run / ck))
+    assert json.loads((tiny_run / "last" / "meta.json").read_text())["epoch"] == 2
+    s = json.loads((tiny_run / "summary.json").read_text())
+    assert s["test_images"] == 16 and 0 <= s["test_acc"] <= 100
+    # weights load through the library's safe loader
+    import archzoo
+
+    m = archzoo.create_model(MODEL, num_classes=4, checkpoint_path=str(tiny_run / "best" / "model.safetensors"))
+    assert m is not None
+
+
+def test_eval_reproduces_the_run(tiny_run, capsys, tmp_path):
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    rc, out, err = _run(["eval", "--checkpoint", str(tiny_run), "--quiet"], capsys)
+    assert rc == 0, err
+    res = json.loads((tiny_run / "eval" / "best-test.json").read_text())
+    assert res["top1"] == summary["test_acc"] and res["top4"] == summary["test_top5"] and res["n"] == 16
+    assert set(res["per_class"]) == {"c0", "c1", "c2", "c3"}
+    assert sum(map(sum, res["confusion"])) == 16
+    assert (tiny_run / "eval" / "best-test-confusion.png").read_bytes()[:4] == b"\x89PNG"
+    assert f"top-1 {summary['test_acc']:.2f}%" in out
+    # the same weights as a timm-style checkpoint (DDP prefix, 'state_dict' wrapper) go through the converter
+    from archzoo.checkpoint import read_state_dict
+
+    sd = read_state_dict(tiny_run / "best" / "model.safetensors")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3}, tmp_path / "timm.pth")
+    rc, out, err = _run(["eval", "--checkpoint", str(tmp_path / "timm.pth"), "--model", MODEL, "--data", DATA,
+                         "--img-size", "32", "--output", str(tmp_path / "ev"), "--quiet"], capsys)
+    assert rc == 0, err
+    assert json.loads((tmp_path / "ev" / "timm-test.json").read_text())["top1"] == summary["test_acc"]
+
+
+def test_resume_refuses_changed_options(tiny_run, capsys):
+    rc, _, err = _run(["train", "--resume", str(tiny_run), "--lr", "0.1"], capsys)
+    _assert_user_error(rc, err, "drop --lr")
+    rc, out, err = _run(["train", "--resume", str(tiny_run), "--quiet"], capsys)  # finished: re-reports
+    assert rc == 0, err
+
+
+# ---- point 7: bad inputs ------------------------------------------------------------------------
+def test_missing_dataset_path(tmp_path, capsys):
+    rc, _, err = _run(["train", *TINY, "--data", f"imagefolder:{tmp_path / 'nope'}", "--output", str(tmp_path / "runs")], capsys)
+    _assert_user_error(rc, err, "dataset path", "nope does not exist")
+    _nothing_left(tmp_path / "runs")
+
+
+def test_imagefolder_without_images(tmp_path, capsys):
+    for split in ("train", "val"):
+        (tmp_path / "d" / split / "cls").mkdir(parents=True)
+    rc, _, err = _run(["train", *TINY, "--data", f"imagefolder:{tmp_path / 'd'}", "--output", str(tmp_path / "runs")], capsys)
+    _assert_user_error(rc, err, "has no images")
+    _nothing_left(tmp_path / "runs")
+
+
+def test_input_size_the_model_cannot_take(tmp_path, capsys):
+    rc, _, err = _run(["train", *TINY, "--img-size", "16", "--output", str(tmp_path / "runs")], capsys)
+    _assert_user_error(rc, err, f"model {MODEL} cannot take 3x16x16 inputs", "at least 32x32")
+    _nothing_left(tmp_path / "runs")
+
+
+def test_checkpoint_of_another_model(tmp_path, capsys, tiny_run):
+    import timm
+
+    from archzoo.checkpoint import save_safetensors
+
+    other = timm.create_model("mobilenetv2_035", num_classes=4)
+    save_safetensors(other.state_dict(), tmp_path / "other.safetensors")
+    rc, _, err = _run(["train", *TINY, "--init-checkpoint", str(tmp_path / "other.safetensors"),
+                       "--output", str(tmp_path / "runs")], capsys)
+    _assert_user_error(rc, err, "does not fit model", "another model than mobilenetv2_050")
+    _nothing_left(tmp_path / "runs")
+    rc, _, err = _run(["eval", "--checkpoint", str(tmp_path / "other.safetensors"), "--model", MODEL, "--data", DATA,
+                       "--img-size", "32", "--output", str(tmp_path / "ev")], capsys)
+    _assert_user_error(rc, err, "does not fit model")
+    _nothing_left(tmp_path / "ev")
+    rc, _, err = _run(["eval", "--checkpoint", str(tiny_run / "best"), "--model", "mobilenetv2_035"], capsys)
+    _assert_user_error(rc, err, "is a checkpoint of mobilenetv2_050, not mobilenetv2_035")
+
+
+def test_unwritable_run_dir(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    rc, _, err = _run(["train", *TINY, "--output", str(tmp_path / "afile" / "runs")], capsys)
+    _assert_user_error(rc, err, "cannot create run folder", "is a file")
+    assert (tmp_path / "afile").read_text() == "x"
+    if os.geteuid() != 0:  # root ignores permission bits
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        rc, _, err = _run(["train", *TINY, "--output", str(ro)], capsys)
+        _assert_user_error(rc, err, "not writable")
+        _nothing_left(ro)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "r").mkdir()
+    rc, _, err = _run(["train", *TINY, "--output", str(tmp_path / "taken"), "--name", "r"], capsys)
+    _assert_user_error(rc, err, "already exists", "--resume")
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["--epochs", "-2"], "--epochs must be a positive integer, got -2"),
+    (["--lr", "-0.1"], "--lr must be a positive number, got -0.1"),
+    (["--lr", "0"], "--lr must be a positive number, got 0.0"),
+    (["--batch-size", "64"], "too few for --batch-size 64"),
+    (["--model", "no_such_net"], "unknown model 'no_such_net'"),
+])
+def test_bad_options(tmp_path, capsys, flags, needle):
+    rc, _, err = _run(["train", *TINY, *flags, "--output", str(tmp_path / "runs")], capsys)
+    _assert_user_error(rc, err, needle)
+    _nothing_left(tmp_path / "runs")
+
+
+def test_failure_before_first_checkpoint_leaves_nothing(tmp_path, capsys):
+    # a learning rate this large makes the loss non-finite within the first epoch
+    rc, _, err = _run(["train", *TINY, "--lr", "1e30", "--warmup-epochs", "0", "--batch-size", "4", "--output", str(tmp_path / "runs")], capsys)
+    _assert_user_error(rc, err, "loss is")
+    _nothing_left(tmp_path / "runs")
