@@ -31,7 +31,7 @@ class BenchSpec:
 
     @property
     def name(self) -> str:
-        return self.label or (f"{self.model} [deploy]" if self.deploy else self.model)
+        return self.label or (f"{self.model} (deploy)" if self.deploy else self.model)
 
 
 @dataclass

@@ -28,7 +28,7 @@ def test_bench_cli_writes_every_figure_and_ratios(tmp_path, capsys):
 def test_deploy_vs_eval_form(capsys):
     assert main(["bench", "mobilenetv2_035", "--deploy", "--vs", "--img-size", "32", "--batch", "2",
                  "--repeats", "2", "--no-memory"]) == 0
-    assert "mobilenetv2_035 [deploy] vs mobilenetv2_035" in capsys.readouterr().out
+    assert "mobilenetv2_035 (deploy) vs mobilenetv2_035" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

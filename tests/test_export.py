@@ -15,6 +15,11 @@ from archzoo.verify import build_on_meta, count_params
 onnxruntime = pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")
 
 
+# Their ONNX export needs the torch.export-based exporter (Poincaré's custom autograd functions,
+# HaloNet's Unfold): minutes on 2 cores, so they run with -m slow.
+_SLOW_EXPORT = {"poincare_resnet20_8_16_32", "halonet_h0"}
+
+
 def _smallest_model_per_card():
     for card in load_cards():
         names = sorted({v.model for v in card.variants if v.implemented})
@@ -22,7 +27,7 @@ def _smallest_model_per_card():
             continue
         sized = sorted((count_params(build_on_meta(n)), n) for n in names)
         params, name = sized[0]
-        marks = [pytest.mark.slow] if params > 40_000_000 else []
+        marks = [pytest.mark.slow] if params > 40_000_000 or name in _SLOW_EXPORT else []
         yield pytest.param(name, marks=marks, id=f"{card.pid}-{name}")
 
 

@@ -19,6 +19,8 @@ _FIELDS = {
     "threads": "threads", "workers": "workers", "ckpt_steps": "ckpt_steps", "eval_batch_size": "eval_batch_size",
     "download": "download", "device": "device", "deterministic": "deterministic",
     "init_checkpoint": "init_checkpoint", "quiet": "quiet", "zero_head": "zero_head",
+    "convbn": "convbn", "freeze_bn": "freeze_bn", "train_sizes": "train_sizes",
+    "consistency_weight": "consistency_weight",
 }
 
 
@@ -77,6 +79,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--name", help="run folder name (default: MODEL-DATA-DATE-TIME)")
     g.add_argument("--ckpt-steps", type=int, help="also save last/ every N steps inside an epoch (default: epoch ends only)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue this run where it stopped, with its saved options")
+    g.add_argument("--convbn", choices=("eval", "tune"),
+                   help="ConvBN blocks (P25): 'tune' fine-tunes with frozen BN statistics and less activation memory")
+    g.add_argument("--freeze-bn", action="store_true", default=None, help="keep every BatchNorm at its running statistics")
+    g.add_argument("--train-sizes", type=int, nargs="+", metavar="N",
+                   help="ResFormer-style multi-resolution training at these input sizes (P37), with the scale-consistency loss")
+    g.add_argument("--consistency-weight", type=float, help="weight of the scale-consistency loss (default: 1.0)")
     g.add_argument("--quiet", action="store_true", default=None, help="no progress bars or tables: plain lines for logs/CI")
     p.set_defaults(func=run)
 
@@ -99,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     from archzoo.engine.loop import train
 
     given = {field: getattr(args, opt) for opt, field in _FIELDS.items() if getattr(args, opt) is not None}
+    if given.get("train_sizes") and "img_size" not in given:
+        given["img_size"] = max(given["train_sizes"])  # batches arrive at the largest size, then are resized
     try:
         if args.resume:
             if args.name is not None or args.output is not None:

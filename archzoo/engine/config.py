@@ -65,6 +65,12 @@ class TrainConfig:
     deterministic: bool = False
     init_checkpoint: str | None = None
     quiet: bool = False
+    # ConvBN paper (P25): "tune" fine-tunes with frozen BatchNorm statistics at Tune mode's memory cost
+    convbn: str | None = None  # None | eval | tune
+    freeze_bn: bool = False
+    # ResFormer (P37): multi-resolution training with the scale-consistency loss
+    train_sizes: list[int] | None = None
+    consistency_weight: float = 1.0
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
@@ -98,6 +104,11 @@ class TrainConfig:
              f"--clip-grad must be a positive number, got {self.clip_grad}")
         need(num(self.ema_decay) and 0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1), got {self.ema_decay}")
         need(num(self.drop_path) and 0 <= self.drop_path < 1, f"--drop-path must be in [0, 1), got {self.drop_path}")
+        need(self.convbn in (None, "eval", "tune"), f"--convbn must be eval or tune, got {self.convbn!r}")
+        need(self.train_sizes is None or (len(self.train_sizes) >= 1 and all(isinstance(t, int) and t > 0 for t in self.train_sizes)),
+             f"--train-sizes must be positive integers, got {self.train_sizes}")
+        need(num(self.consistency_weight) and self.consistency_weight >= 0,
+             f"--consistency-weight must be >= 0, got {self.consistency_weight}")
         need(self.amp in ("auto", "off", "bf16", "fp16"), f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         need(isinstance(self.seed, int) and self.seed >= 0, f"--seed must be an integer >= 0, got {self.seed}")
         need(self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),

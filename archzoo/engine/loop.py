@@ -317,6 +317,15 @@ class _Trainer:
         self.net.to(self.device)
         if cfg.channels_last:
             self.net.to(memory_format=torch.channels_last)
+        if cfg.freeze_bn or cfg.convbn:
+            from archzoo.methods.convbn import freeze_batchnorm, set_mode
+
+            if cfg.freeze_bn:
+                freeze_batchnorm(self.net)
+            if cfg.convbn:
+                x = torch.randn(2, cfg.in_chans, cfg.img_size, cfg.img_size, device=self.device)
+                n = set_mode(self.net, cfg.convbn, x)
+                console.note(f"ConvBN: {n} Conv-BatchNorm pair(s) in {cfg.convbn} mode")
         _seed_all(cfg.seed + 7919 * d.rank)  # per-rank stream for dropout / drop-path
 
         from timm.optim import create_optimizer_v2
@@ -404,8 +413,15 @@ class _Trainer:
                 if self.scheduler is not None:
                     self.scheduler.step_update(num_updates=global_step)
                 with autocast_context(self.device, self.amp_dtype):
-                    out = self.model(x)
-                    loss = criterion(out, y)
+                    if cfg.train_sizes:
+                        from archzoo.methods.multires import multires_forward
+
+                        mr = multires_forward(self.model, x, y, cfg.train_sizes, criterion=criterion,
+                                              alpha=cfg.consistency_weight)
+                        loss, out = mr.loss, mr.logits[0]  # logits at the largest size, for train accuracy
+                    else:
+                        out = self.model(x)
+                        loss = criterion(out, y)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr or add --clip-grad")
                 self.optimizer.zero_grad(set_to_none=True)
