@@ -168,3 +168,28 @@ def test_failure_before_first_checkpoint_leaves_nothing(tmp_path, capsys):
     rc, _, err = _run(["train", *TINY, "--lr", "1e30", "--warmup-epochs", "0", "--batch-size", "4", "--output", str(tmp_path / "runs")], capsys)
     _assert_user_error(rc, err, "loss is")
     _nothing_left(tmp_path / "runs")
+
+
+def test_convbn_tune_and_multires_flags_train(tmp_path, capsys):
+    import json
+
+    from archzoo.engine.checkpoints import find_checkpoint, read_weights
+
+    rc, out, err = _run(["train", "--model", "mobilenetv2_035", "--data", DATA, "--img-size", "32", "--epochs", "1",
+                         "--batch-size", "16", "--convbn", "tune", "--quiet", "--output", str(tmp_path), "--name", "t"], capsys)
+    assert rc == 0, err
+    run = tmp_path / "t"
+    assert json.loads((run / "config.json").read_text())["train"]["convbn"] == "tune"
+    # a Tune-mode checkpoint loads into the plain model (same keys)
+    import archzoo
+
+    plain = archzoo.create_model("mobilenetv2_035", num_classes=4)
+    plain.load_state_dict(read_weights(find_checkpoint(run, "best") / "model.safetensors"))
+    rc, out, err = _run(["train", "--model", "resformer_tiny_patch16", "--data", DATA, "--train-sizes", "32", "16",
+                         "--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--quiet", "--output", str(tmp_path),
+                         "--name", "mr"], capsys)
+    assert rc == 0, err
+    cfg = json.loads((tmp_path / "mr" / "config.json").read_text())["train"]
+    assert cfg["train_sizes"] == [32, 16] and cfg["img_size"] == 32
+    rc, out, err = _run(["train", "--data", DATA, "--train-sizes", "32", "-5", "--output", str(tmp_path)], capsys)
+    _assert_user_error(rc, err, "--train-sizes")
