@@ -18,9 +18,8 @@ def test_bench_cli_writes_every_figure_and_ratios(tmp_path, capsys):
     assert "mobilenetv2_035 vs mobilenetv2_050: throughput x" in text
     data = json.loads(out.read_text())
     r = data["results"][0]
-    for key in ("params", "gflops", "throughput", "latency_ms", "latency_p90_ms", "train_throughput"):
+    for key in ("params", "gflops", "throughput", "latency_ms", "latency_p90_ms", "train_throughput", "peak_memory_mb"):
         assert r[key] is not None and r[key] > 0, key
-    assert r["peak_memory_mb"] is not None and r["peak_memory_mb"] >= 0  # RSS growth: 0 when it fits
     assert r["params"] == 1_680_000 or abs(r["params"] - 1.68e6) < 5e4
     assert data["ratios"][0]["vs"] == "mobilenetv2_050"
 
