@@ -78,7 +78,10 @@ def compare(models: list[str], *, data: str = "digits", epochs: int = 5, img_siz
     results = []
     for m in models:
         results.append(train(replace(base, model=m), output=out_dir, name=m))
-    speeds = bench([BenchSpec(m) for m in models], img_size=img_size, batch=batch, repeats=repeats,
+    # benchmark the models as trained: the data's class count, not the default 1000-class head
+    num_classes = [json.loads((Path(tr.run_dir) / "config.json").read_text())["run"]["num_classes"] for tr in results]
+    specs = [BenchSpec(m, model_kwargs={"num_classes": n}) for m, n in zip(models, num_classes)]
+    speeds = bench(specs, img_size=img_size, batch=batch, repeats=repeats,
                    memory=False, progress=not quiet)
     rows = []
     for m, tr, sp in zip(models, results, speeds):
