@@ -160,7 +160,8 @@ def bench(
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         params = count_params(model)
-        infer = torch.compile(model) if compile else model
+        # inference timings only: inductor may freeze the weights into constants (the deploy route)
+        infer = torch.compile(model, options={"freezing": True}) if compile else model
         results.append(BenchResult(spec.name, spec.model, spec.deploy, str(dev), dtype, batch, img_size,
                                    params, flops / 1e9, 0.0, 0.0, 0.0))
         if spec.deploy:

@@ -43,12 +43,13 @@ def plot_leaderboard(rows: list[CompareRow], path: str | Path, title: str = "") 
         ax.scatter(r.throughput, r.top1, s=40 + 3 * r.params / 1e6, color="tab:red" if r.pareto else "tab:blue",
                    zorder=3)
         ax.annotate(f"{r.model}\n{r.params / 1e6:.1f}M", (r.throughput, r.top1), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
+                    xytext=(6, -4), va="top", fontsize=8, clip_on=False)
     front = sorted((r for r in rows if r.pareto), key=lambda r: r.throughput)
     if len(front) > 1:
         ax.plot([r.throughput for r in front], [r.top1 for r in front], "--", color="tab:red", label="Pareto front")
         ax.legend(loc="lower left")
     ax.set_xscale("log")
+    ax.margins(x=0.15, y=0.12)  # room for the labels of the extreme points
     ax.set_xlabel("inference throughput (images/s, log scale)")
     ax.set_ylabel("test top-1 (%)")
     ax.set_title(title or "accuracy vs speed")

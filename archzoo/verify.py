@@ -3,7 +3,9 @@
 Models are built on ``torch.device("meta")`` (no memory, no compute), parameters are counted and
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` at the card's resolution.
 FlopCounterMode counts a multiply-add as 2 FLOPs and counts only matrix products and convolutions
-(like fvcore, it skips element-wise ops, norms and softmax), so MACs = FLOPs / 2.
+(like fvcore, it skips element-wise ops, norms and softmax), so MACs = FLOPs / 2. Cards of papers
+whose authors counted with TensorFlow's profiler set ``flops_counter = "tf-profiler"``
+(``archzoo.tf_flops``), which also charges element-wise ops as TF does.
 """
 from __future__ import annotations
 
@@ -131,7 +133,11 @@ def verify_variant(card: PaperCard, variant: Variant, flops: bool = True) -> Var
         rep.params = count_params(model)
         if flops and variant.flops_g is not None:
             in_chans = variant.model_kwargs.get("in_chans", 3)
-            rep.flops = count_flops(model, variant.img_size, in_chans, variant.flops_exclude)
+            if variant.flops_counter == "tf-profiler":
+                from archzoo.tf_flops import count_tf_profiler_flops
+                rep.flops = count_tf_profiler_flops(model, variant.img_size, in_chans, variant.flops_batch)
+            else:
+                rep.flops = count_flops(model, variant.img_size, in_chans, variant.flops_exclude)
     except Exception as e:  # report, don't crash the whole table
         rep.error = f"{type(e).__name__}: {e}"
         return rep

@@ -67,6 +67,7 @@ def test_deploy_equals_eval(name):
 def test_deploy_does_not_touch_the_original_and_fuses_bn_models():
     model = archzoo.create_model("mobilenetv2_035", num_classes=10).eval()
     sd = {k: v.clone() for k, v in model.state_dict().items()}
-    fast = deploy(model, example_input=torch.randn(2, 3, 64, 64))
+    assert archzoo.deploy is deploy  # the public API: archzoo.deploy(model)
+    fast = archzoo.deploy(model, example_input=torch.randn(2, 3, 64, 64))
     assert fast.deploy_report.conv_bn_fused == 52 and fast.deploy_report.batchnorms_left == 0
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in sd.items())

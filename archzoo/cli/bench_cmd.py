@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile the models")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models (inductor, weights frozen as constants: inference timings)")
     p.add_argument("--deploy", action="store_true", help="benchmark the deploy form (fused BN, re-parameterised)")
     p.add_argument("--train", action="store_true", help="also time training steps")
     p.add_argument("--repeats", type=int, default=10)

@@ -16,7 +16,7 @@ _FIELDS = {
     "sched": "sched", "warmup_epochs": "warmup_epochs", "warmup_lr": "warmup_lr", "min_lr": "min_lr",
     "smoothing": "label_smoothing", "clip_grad": "clip_grad", "ema": "ema", "ema_decay": "ema_decay", "amp": "amp",
     "channels_last": "channels_last", "aug": "augment", "drop_path": "drop_path", "seed": "seed",
-    "threads": "threads", "workers": "workers", "ckpt_steps": "ckpt_steps", "eval_batch_size": "eval_batch_size",
+    "threads": "threads", "workers": "workers", "ckpt_steps": "ckpt_steps", "max_steps": "max_steps", "eval_batch_size": "eval_batch_size",
     "download": "download", "device": "device", "deterministic": "deterministic",
     "init_checkpoint": "init_checkpoint", "quiet": "quiet", "zero_head": "zero_head",
     "convbn": "convbn", "freeze_bn": "freeze_bn", "train_sizes": "train_sizes",
@@ -78,6 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--output", help="parent folder of runs (default: runs)")
     g.add_argument("--name", help="run folder name (default: MODEL-DATA-DATE-TIME)")
     g.add_argument("--ckpt-steps", type=int, help="also save last/ every N steps inside an epoch (default: epoch ends only)")
+    g.add_argument("--max-steps", type=int,
+                   help="stop after N optimizer steps in all, validating and checkpointing where it stops (the "
+                        "schedule still spans --epochs; --resume with a larger value or 0 goes on); default: 0, no limit")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue this run where it stopped, with its saved options")
     g.add_argument("--convbn", choices=("eval", "tune"),
                    help="ConvBN blocks (P25): 'tune' fine-tunes with frozen BN statistics and less activation memory")

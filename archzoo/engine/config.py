@@ -13,7 +13,7 @@ __all__ = ["TrainConfig", "ConfigError", "DEFAULT_MODEL", "RESUME_OVERRIDABLE"]
 DEFAULT_MODEL = "simplenet_cifar_310k"
 
 # Fields a resumed run may change: they do not alter what is computed.
-RESUME_OVERRIDABLE = ("quiet", "workers", "eval_batch_size", "device")
+RESUME_OVERRIDABLE = ("quiet", "workers", "eval_batch_size", "device", "max_steps")
 
 
 class ConfigError(ValueError):
@@ -59,6 +59,7 @@ class TrainConfig:
     threads: int | None = None
     workers: int = 0
     ckpt_steps: int = 0  # also checkpoint every N steps inside an epoch (0: epoch ends only)
+    max_steps: int = 0  # stop after this many optimizer steps in all (0: run every epoch); smoke runs, timing
     eval_batch_size: int = 256
     download: bool = False
     device: str = "auto"
@@ -115,6 +116,7 @@ class TrainConfig:
              f"--threads must be a positive integer, got {self.threads}")
         need(isinstance(self.workers, int) and self.workers >= 0, f"--workers must be >= 0, got {self.workers}")
         need(isinstance(self.ckpt_steps, int) and self.ckpt_steps >= 0, f"--ckpt-steps must be >= 0, got {self.ckpt_steps}")
+        need(isinstance(self.max_steps, int) and self.max_steps >= 0, f"--max-steps must be >= 0, got {self.max_steps}")
         need(isinstance(self.opt, str) and bool(self.opt), "--opt must name an optimizer")
         if self.opt.lower() not in _optimizers():
             raise ConfigError(f"unknown optimizer {self.opt!r} (timm's: adamw, sgd, adam, lamb, ...)")

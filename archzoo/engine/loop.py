@@ -63,7 +63,7 @@ from archzoo.engine.rundir import (
 __all__ = ["train", "TrainResult", "METRIC_COLUMNS", "resolve_amp"]
 
 METRIC_COLUMNS = (
-    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "epoch_seconds", "images_per_s",
+    "epoch", "steps", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "epoch_seconds", "images_per_s",
 )
 
 
@@ -389,6 +389,8 @@ class _Trainer:
         steps = self.steps_per_epoch
 
         for epoch in range(start_epoch, cfg.epochs):
+            if cfg.max_steps and global_step >= cfg.max_steps:
+                break
             skip = start_step if epoch == start_epoch else 0
             if skip == 0:
                 accum = torch.zeros(3, dtype=torch.float64)
@@ -404,7 +406,7 @@ class _Trainer:
                                 generator=torch.Generator().manual_seed(cfg.seed + epoch))
             self.model.train()
             console.start(f"epoch {epoch + 1}/{cfg.epochs}", total=steps, completed=skip)
-            t0, seen = time.perf_counter(), 0
+            t0, seen, done = time.perf_counter(), 0, skip
             for step, (x, y) in enumerate(loader, start=skip):
                 x = x.to(self.device, non_blocking=True)
                 y = y.to(self.device, non_blocking=True)
@@ -450,7 +452,11 @@ class _Trainer:
                                history=history, best=best)
                     self._ckpt_written = True
                 _debug_pause(global_step)
+                done = step + 1
+                if cfg.max_steps and global_step >= cfg.max_steps:
+                    break
             console.stop()
+            partial = done < steps  # stopped by --max-steps: checkpoint the position inside the epoch
             epoch_s = time.perf_counter() - t0
 
             tot = all_reduce_sum(accum.clone().to(self.device)).cpu()
@@ -468,6 +474,8 @@ class _Trainer:
                 "epoch_seconds": round(epoch_s, 3),
                 "images_per_s": round(seen * d.world_size / max(epoch_s, 1e-9), 1),
             }
+            row["steps"] = done
+            history = [r for r in history if r["epoch"] != epoch + 1]  # a partial row is replaced on resume
             history.append(row)
             improved = val.top1 > best["val_acc"]
             if improved:
@@ -476,14 +484,22 @@ class _Trainer:
                 best_weights = {k: v.clone() for k, v in ck.model_weights(eval_net).items()}
             if d.is_main:
                 self._write_metrics(history)
-            self._save((["best"] if improved else []) + ["last"], epoch=epoch + 1, step=0, global_step=global_step,
-                       accum=torch.zeros(3, dtype=torch.float64), history=history, best=best)
+            if partial:
+                self._save((["best"] if improved else []) + ["last"], epoch=epoch, step=done, global_step=global_step,
+                           accum=accum, history=history, best=best)
+            else:
+                self._save((["best"] if improved else []) + ["last"], epoch=epoch + 1, step=0,
+                           global_step=global_step, accum=torch.zeros(3, dtype=torch.float64), history=history,
+                           best=best)
             self._ckpt_written = True
             console.line(
                 f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}%  "
                 f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}%  ({epoch_s:.1f}s, {row['images_per_s']:.0f} img/s)"
                 + ("  *best*" if improved else "")
+                + (f"  (stopped at step {done}/{steps}: --max-steps {cfg.max_steps})" if partial else "")
             )
+            if partial:
+                break
 
         barrier()
         # -- the test split, evaluated on the best checkpoint exactly as `archzoo eval` does --------

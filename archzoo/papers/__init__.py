@@ -25,6 +25,8 @@ that ``archzoo verify`` can compare our implementation with it. Schema (see ``do
     flops_source = "authors' README"
     flops_tolerance = 0.05            # optional, relative; default 5 %
     flops_exclude = ["*.lepe"]        # optional: module-name patterns the paper did not count
+    flops_counter = "torch"           # torch (FlopCounterMode) | tf-profiler (archzoo.tf_flops)
+    flops_batch = 1                   # batch of the authors' count (tf-profiler: per-graph work / batch)
     top1 = 82.8
     top1_source = "Table 1"
     reference_params = 22409512       # exact count of the authors' code (shared/reference/counts)
@@ -46,6 +48,7 @@ KINDS = ("backbone", "method", "tool", "task")
 STATUSES = ("not implemented", "partial", "implemented")
 PROVIDERS = ("archzoo", "timm", "none")
 FLOP_KINDS = ("MACs", "FLOPs")
+FLOP_COUNTERS = ("torch", "tf-profiler")
 
 
 class CardError(ValueError):
@@ -65,6 +68,8 @@ class Variant:
     flops_source: str = ""
     flops_tolerance: float = 0.05
     flops_exclude: tuple[str, ...] = ()
+    flops_counter: str = "torch"
+    flops_batch: int = 1
     top1: float | None = None
     top1_source: str = ""
     reference_params: int | None = None
@@ -133,6 +138,12 @@ def _parse_variant(raw: dict[str, Any], where: str) -> Variant:
         raise CardError(f"{where}: provider must be one of {PROVIDERS}, got {v.provider!r}")
     if v.flops_kind not in FLOP_KINDS:
         raise CardError(f"{where}: flops_kind must be one of {FLOP_KINDS}, got {v.flops_kind!r}")
+    if v.flops_counter not in FLOP_COUNTERS:
+        raise CardError(f"{where}: flops_counter must be one of {FLOP_COUNTERS}, got {v.flops_counter!r}")
+    if v.flops_counter != "torch" and v.flops_exclude:
+        raise CardError(f"{where}: flops_exclude works with the torch counter only")
+    if not isinstance(v.flops_batch, int) or v.flops_batch < 1:
+        raise CardError(f"{where}: flops_batch must be a positive integer, got {v.flops_batch!r}")
     for num, src in (("params_m", "params_source"), ("flops_g", "flops_source"), ("top1", "top1_source")):
         if getattr(v, num) is not None and not getattr(v, src):
             raise CardError(f"{where}: {num} is given without {src} (every reported number needs its source)")

@@ -50,7 +50,7 @@ def test_run_folder_contents(tiny_run):
     cfg = json.loads((tiny_run / "config.json").read_text())
     assert cfg["train"]["model"] == MODEL and cfg["train"]["epochs"] == 2 and cfg["run"]["num_classes"] == 4
     rows = (tiny_run / "metrics.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch,lr,train_loss,train_acc,val_loss,val_acc") and len(rows) == 3
+    assert rows[0].startswith("epoch,steps,lr,train_loss,train_acc,val_loss,val_acc") and len(rows) == 3
     assert (tiny_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for ck in ("last", "best"):
         assert {"model.safetensors", "state.pt", "meta.json"} <= set(os.listdir(tiny_run / ck))
@@ -193,3 +193,30 @@ def test_convbn_tune_and_multires_flags_train(tmp_path, capsys):
     assert cfg["train_sizes"] == [32, 16] and cfg["img_size"] == 32
     rc, out, err = _run(["train", "--data", DATA, "--train-sizes", "32", "-5", "--output", str(tmp_path)], capsys)
     _assert_user_error(rc, err, "--train-sizes")
+
+
+def test_max_steps_stops_mid_epoch_and_resume_matches_uninterrupted(tiny_run, tmp_path):
+    """--max-steps 3 (of 2 steps per epoch x 2) stops in epoch 2 after its first step, validated and
+    checkpointed there; --resume --max-steps 0 finishes the run with the uninterrupted run's weights."""
+    from safetensors.torch import load_file
+
+    rc = main(["train", *TINY, "--epochs", "2", "--max-steps", "3", "--output", str(tmp_path), "--name", "s"])
+    assert rc == 0
+    run = tmp_path / "s"
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[2].startswith("2,1,"), rows  # epoch 2 after 1 of its 2 steps
+    meta = json.loads((run / "last" / "meta.json").read_text())
+    assert (meta["epoch"], meta["step_in_epoch"], meta["global_step"]) == (1, 1, 3), meta
+    assert json.loads((run / "summary.json").read_text())["global_step"] == 3
+    assert main(["train", "--resume", str(run), "--max-steps", "0", "--quiet"]) == 0
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[2].startswith("2,2,"), rows  # the partial row was replaced
+    a = load_file(str(run / "last" / "model.safetensors"))
+    b = load_file(str(tiny_run / "last" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_steps_must_not_be_negative(capsys, tmp_path):
+    rc, _, err = _run(["train", *TINY, "--max-steps", "-1", "--output", str(tmp_path)], capsys)
+    _assert_user_error(rc, err, "--max-steps")
+    _nothing_left(tmp_path)

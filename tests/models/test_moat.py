@@ -134,6 +134,26 @@ def test_macs_moat0(ref_dir):
     assert abs(macs - 5.7) / 5.7 <= 0.03  # README "FLOPs" (multiply-adds): ours 5.638
 
 
+def test_tf_profiler_count_reproduces_readme_rounding():
+    """The authors' count (TF1 profiler at batch 8, / 8 / 2) printed to one decimal, as in the README;
+    matmul-only MACs would read 1.0 and 1.0. The PE - no-PE gap is the re-indexing einsums / 8."""
+    from archzoo.tf_flops import count_tf_profiler_flops
+
+    counts = {}
+    for name in ("tiny_moat_0", "tiny_moat_0_no_pe"):
+        with torch.device("meta"):
+            m = timm.create_model(name)
+        counts[name] = count_tf_profiler_flops(m, 256, batch_size=8) / 2e9
+        assert round(counts[name], 1) == 1.1
+        assert round(count_flops(m, 256) / 2e9, 1) == 1.0
+    gap = counts["tiny_moat_0"] - counts["tiny_moat_0_no_pe"]
+    # tiny-MOAT-0 stage 3: 16x16 map, 4 heads x 7 blocks; stage 4: 8x8, 8 heads x 2 blocks
+    reindex = sum(2 * n * (h * h * (2 * h - 1) ** 2 + h ** 4 * (2 * h - 1)) * blocks
+                  for n, h, blocks in ((4, 16, 7), (8, 8, 2))) / 8 / 2e9
+    bias_add = sum(n * (h * h) ** 2 * blocks for n, h, blocks in ((4, 16, 7), (8, 8, 2))) / 2e9
+    assert abs(gap - (reindex + bias_add)) < 1e-12
+
+
 def test_window_equals_global_when_window_covers_map():
     g = _perturb(tiny()).double().eval()
     w = tiny(window_size=(None, None, (4, 4), (2, 2)))
