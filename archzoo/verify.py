@@ -10,8 +10,12 @@ whose authors counted with TensorFlow's profiler set ``flops_counter = "tf-profi
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -19,7 +23,8 @@ from torch import nn
 
 from archzoo.papers import PaperCard, Variant, load_cards
 
-__all__ = ["count_params", "count_flops", "Check", "VariantReport", "verify_variant", "verify", "matches_reported"]
+__all__ = ["count_params", "count_flops", "count_variant", "Check", "VariantReport", "verify_variant", "verify",
+           "matches_reported", "cache_path", "code_fingerprint"]
 
 
 def count_params(model: nn.Module) -> int:
@@ -126,18 +131,27 @@ def build_on_meta(name: str, **kwargs) -> nn.Module:
         return timm.create_model(name, pretrained=False, **kwargs)
 
 
-def verify_variant(card: PaperCard, variant: Variant, flops: bool = True) -> VariantReport:
+def count_variant(variant: Variant, flops: bool = True) -> tuple[int, int | None]:
+    """(parameters, FLOPs or None) of a variant, built on the meta device, by its card's counter."""
+    model = build_on_meta(variant.model, **variant.model_kwargs)
+    params = count_params(model)
+    n_flops = None
+    if flops and variant.flops_g is not None:
+        in_chans = variant.model_kwargs.get("in_chans", 3)
+        if variant.flops_counter == "tf-profiler":
+            from archzoo.tf_flops import count_tf_profiler_flops
+            n_flops = int(count_tf_profiler_flops(model, variant.img_size, in_chans, variant.flops_batch))
+        else:
+            n_flops = count_flops(model, variant.img_size, in_chans, variant.flops_exclude)
+    return params, n_flops
+
+
+def verify_variant(card: PaperCard, variant: Variant, flops: bool = True,
+                   counts: tuple[int, int | None] | None = None) -> VariantReport:
+    """Compare a variant's counts (``counts``, or counted now) with its card."""
     rep = VariantReport(card, variant)
     try:
-        model = build_on_meta(variant.model, **variant.model_kwargs)
-        rep.params = count_params(model)
-        if flops and variant.flops_g is not None:
-            in_chans = variant.model_kwargs.get("in_chans", 3)
-            if variant.flops_counter == "tf-profiler":
-                from archzoo.tf_flops import count_tf_profiler_flops
-                rep.flops = count_tf_profiler_flops(model, variant.img_size, in_chans, variant.flops_batch)
-            else:
-                rep.flops = count_flops(model, variant.img_size, in_chans, variant.flops_exclude)
+        rep.params, rep.flops = counts if counts is not None else count_variant(variant, flops)
     except Exception as e:  # report, don't crash the whole table
         rep.error = f"{type(e).__name__}: {e}"
         return rep
@@ -154,6 +168,59 @@ def verify_variant(card: PaperCard, variant: Variant, flops: bool = True) -> Var
         rep.checks.append(Check(f"{variant.flops_kind} (G)", ours_g, variant.flops_g, variant.flops_source,
                                 matches_reported(ours_g, variant.flops_g, variant.flops_tolerance), explained))
     return rep
+
+
+# -- a cache of counts ----------------------------------------------------------------------------
+# Counting on the meta device costs 0.3-3 s per variant (Python meta kernels), 2-3 minutes for the
+# collection on 2 cores. The counts depend only on the code, so they are cached under a fingerprint of
+# archzoo's source and the torch/timm versions: any change to either recounts everything.
+
+def cache_path() -> Path:
+    """``$ARCHZOO_CACHE_DIR/verify-counts.json`` (default ``$XDG_CACHE_HOME/archzoo`` or ``~/.cache/archzoo``)."""
+    root = os.environ.get("ARCHZOO_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "archzoo")
+    return Path(root) / "verify-counts.json"
+
+
+def code_fingerprint() -> str:
+    import timm
+
+    h = hashlib.sha256(f"torch {torch.__version__} timm {timm.__version__}".encode())
+    root = Path(__file__).resolve().parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _count_key(variant: Variant, flops: bool) -> str:
+    return json.dumps([variant.model, variant.model_kwargs, variant.img_size, variant.flops_counter,
+                       variant.flops_batch, list(variant.flops_exclude), flops and variant.flops_g is not None],
+                      sort_keys=True, default=str)
+
+
+def _load_cache(fingerprint: str) -> dict[str, list]:
+    try:
+        data = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("fingerprint") != fingerprint or not isinstance(data.get("counts"), dict):
+        return {}
+    return data["counts"]
+
+
+def _save_cache(fingerprint: str, counts: dict[str, list]) -> None:
+    from archzoo.checkpoint import atomic_write
+
+    text = json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=0, sort_keys=True)
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    try:
+        atomic_write(cache_path(), write)
+    except OSError:
+        pass  # a read-only home is not an error: the next run counts again
 
 
 def select_variants(patterns: Iterable[str] = ()) -> list[tuple[PaperCard, Variant]]:
@@ -175,9 +242,10 @@ def _verify_one(args: tuple[str, int, bool]) -> VariantReport:
 
 
 def verify(patterns: Iterable[str] = (), flops: bool = True, progress: bool = True,
-           jobs: int | None = None) -> list[VariantReport]:
+           jobs: int | None = None, cache: bool = True) -> list[VariantReport]:
     """Verify every implemented variant with reported numbers whose model matches ``patterns``,
-    in ``jobs`` worker processes (default: one per CPU core, at most 4)."""
+    in ``jobs`` worker processes (default: one per CPU core, at most 4). With ``cache``, counts made
+    by the same code (see ``code_fingerprint``) are read from ``cache_path()`` instead of recounted."""
     import multiprocessing as mp
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -186,8 +254,16 @@ def verify(patterns: Iterable[str] = (), flops: bool = True, progress: bool = Tr
     from rich.progress import Progress
 
     selected = select_variants(patterns)
-    jobs = jobs if jobs is not None else min(4, os.cpu_count() or 1, max(1, len(selected)))
-    work = [(c.slug, c.variants.index(v), flops) for c, v in selected]
+    fingerprint = code_fingerprint() if cache else ""
+    cached = _load_cache(fingerprint) if cache else {}
+    done: dict[int, VariantReport] = {}
+    for i, (c, v) in enumerate(selected):
+        hit = cached.get(_count_key(v, flops))
+        if hit is not None:
+            done[i] = verify_variant(c, v, flops, counts=(int(hit[0]), None if hit[1] is None else int(hit[1])))
+    todo = [i for i in range(len(selected)) if i not in done]
+    jobs = jobs if jobs is not None else min(4, os.cpu_count() or 1, max(1, len(todo)))
+    work = [(selected[i][0].slug, selected[i][0].variants.index(selected[i][1]), flops) for i in todo]
     bar = Progress(transient=True) if progress else nullcontext()
     reports: list[VariantReport] = []
     with bar:
@@ -204,7 +280,13 @@ def verify(patterns: Iterable[str] = (), flops: bool = True, progress: bool = Tr
                     reports.append(rep)
                     if progress:
                         bar.advance(task)
-    return reports
+    for i, rep in zip(todo, reports):
+        done[i] = rep
+        if cache and not rep.error:
+            cached[_count_key(rep.variant, flops)] = [rep.params, rep.flops]
+    if cache and todo:
+        _save_cache(fingerprint, cached)
+    return [done[i] for i in range(len(selected))]
 
 
 def print_reports(reports: list[VariantReport], file=None) -> None:

@@ -14,6 +14,14 @@ from archzoo.reference import reference_dir
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Tests never read or write the user's ~/.cache/archzoo (verify's count cache)."""
+    import os
+
+    os.environ["ARCHZOO_CACHE_DIR"] = str(tmp_path_factory.mktemp("archzoo-cache"))
+
+
 @pytest.fixture(scope="session")
 def ref_dir() -> Path:
     d = reference_dir()

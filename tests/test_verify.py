@@ -58,3 +58,27 @@ def test_verify_cli_exit_codes(capsys):
     assert "pass" in capsys.readouterr().out
     assert main(["verify", "no_such_model_*"]) == 2
     assert "no implemented variant" in capsys.readouterr().err
+
+
+def test_counts_are_cached_per_code_fingerprint(tmp_path, monkeypatch):
+    """A second verify reads the counts back instead of recounting; another fingerprint (changed
+    code or versions) recounts; a corrupt cache file is ignored."""
+    import archzoo.verify as av
+
+    monkeypatch.setenv("ARCHZOO_CACHE_DIR", str(tmp_path))
+    card, variant = timm_variants()[0]
+    first = av.verify([variant.model], progress=False, jobs=1)
+    assert av.cache_path().is_file() and [r.ok for r in first] == [True] * len(first)
+
+    def must_not_count(*a, **k):
+        raise AssertionError("counted again despite the cache")
+
+    monkeypatch.setattr(av, "count_variant", must_not_count)
+    again = av.verify([variant.model], progress=False, jobs=1)
+    assert [(r.params, r.flops, r.ok) for r in again] == [(r.params, r.flops, r.ok) for r in first]
+    monkeypatch.setattr(av, "code_fingerprint", lambda: "other code")
+    assert all(r.error.startswith("AssertionError") for r in av.verify([variant.model], progress=False, jobs=1))
+    monkeypatch.undo()
+    monkeypatch.setenv("ARCHZOO_CACHE_DIR", str(tmp_path))
+    av.cache_path().write_text("{not json")
+    assert [r.params for r in av.verify([variant.model], progress=False, jobs=1)] == [r.params for r in first]

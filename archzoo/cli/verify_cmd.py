@@ -8,6 +8,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="compare parameter counts and FLOPs with the papers' tables")
     p.add_argument("patterns", nargs="*", metavar="PATTERN", help="fnmatch patterns over model names (default: all)")
     p.add_argument("--no-flops", action="store_true", help="count parameters only")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recount everything (counts are cached per source fingerprint in ~/.cache/archzoo)")
     p.set_defaults(func=run)
 
 
@@ -15,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from archzoo.cli.main import CLIError
     from archzoo.verify import print_reports, verify
 
-    reports = verify(args.patterns, flops=not args.no_flops)
+    reports = verify(args.patterns, flops=not args.no_flops, cache=not args.no_cache)
     if not reports:
         raise CLIError(f"no implemented variant with reported numbers matches {args.patterns or ['*']}")
     print_reports(reports)
