@@ -145,15 +145,14 @@ def bench(
     progress: bool = True,
 ) -> list[BenchResult]:
     """Benchmark each spec; timed runs are interleaved across specs."""
-    from archzoo.verify import count_flops, count_params
+    from archzoo.verify import build_on_meta, count_flops, count_params
 
     dev = _check(device, batch, img_size, dtype, repeats)
     dt = DTYPES[dtype]
     models, results = [], []
     for spec in specs:
-        # parameters and FLOPs of the form as built (the deploy form has fewer: fused BatchNorms)
-        from archzoo.verify import build_on_meta
-
+        # FLOPs of the eval form, counted on the meta device (deploy fusion only folds BatchNorms);
+        # parameters of the form as built (the deploy form has fewer: fused BatchNorm)
         meta_model = build_on_meta(spec.model, **spec.model_kwargs)
         flops = count_flops(meta_model, img_size)
         model = build(spec, device=str(dev), img_size=img_size).to(device=dev, dtype=dt)

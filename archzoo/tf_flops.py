@@ -28,51 +28,47 @@ with rules that map our kernels to the TF ops the authors' Keras layers emit:
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-__all__ = ["count_tf_profiler_flops", "tf_module_flops"]
+__all__ = ["count_tf_profiler_flops"]
 
 _aten = torch.ops.aten
 _ELEMENTWISE = {_aten.add, _aten.sub, _aten.mul, _aten.div, _aten.rsub, _aten.silu}
 _BIAS_ARG = {_aten.convolution: 2, _aten._convolution: 2, _aten.addmm: 0, _aten.baddbmm: 0}
 
 
+def _first(t: object) -> object:
+    return (t[0] if t else None) if isinstance(t, (tuple, list)) else t
+
+
 def _numel(t: object) -> int:
-    if isinstance(t, (tuple, list)):
-        t = t[0] if t else None
+    t = _first(t)
     return t.numel() if isinstance(t, torch.Tensor) else 0
 
 
-def _is_float(t: object) -> bool:
-    if isinstance(t, (tuple, list)):
-        t = t[0] if t else None
-    return isinstance(t, torch.Tensor) and t.is_floating_point()
+def _layer_norm_flops(module: nn.LayerNorm, n: int) -> int:
+    if module.eps < 1.001e-5:  # Keras cannot fuse: Mean, SquaredDifference, Mean, then 5 broadcast ops
+        return 9 * n + 3 * (n // max(1, math.prod(module.normalized_shape)))
+    return 2 * n  # fused kernel (free), then the scale Mul and offset Add
 
 
-def _counted_whole(module: nn.Module) -> bool:
-    return (callable(getattr(module, "tf_profiler_flops", None))
-            or isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GELU)))
-
-
-def tf_module_flops(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int | None:
-    """TF-profiler FLOPs of ``module`` counted as one unit, or None when its ops are counted one by one."""
+def _whole_module_rule(module: nn.Module) -> Callable[[tuple, torch.Tensor], int] | None:
+    """How TF's profiler charges ``module`` as one unit, or None when its aten ops are counted one by one."""
     own = getattr(module, "tf_profiler_flops", None)
     if callable(own):
-        return int(own(inputs, output))
-    n = _numel(output)
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training:
-        return 2 * n
+        return own
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):  # inference: x * inv + (offset - mean * inv)
+        return lambda inputs, out: 2 * _numel(out)
     if isinstance(module, nn.LayerNorm):
-        if module.eps < 1.001e-5:
-            vectors = n // max(1, math.prod(module.normalized_shape))
-            return 9 * n + 3 * vectors
-        return 2 * n
-    if isinstance(module, nn.GELU):
-        return 7 * n if module.approximate == "tanh" else 4 * n
+        return lambda inputs, out: _layer_norm_flops(module, _numel(out))
+    if isinstance(module, nn.GELU):  # exact: RealDiv, AddV2, Mul, Mul (Erf is free); tanh: 7 ops
+        per = 7 if module.approximate == "tanh" else 4
+        return lambda inputs, out: per * _numel(out)
     return None
 
 
@@ -80,12 +76,13 @@ class _Counter(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
-        self.suppressed = 0
+        self.suppressed = 0  # > 0 inside a module counted whole
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        if self.suppressed or not _is_float(out):
+        first = _first(out)
+        if self.suppressed or not (isinstance(first, torch.Tensor) and first.is_floating_point()):
             return out
         packet = func.overloadpacket
         if packet in flop_registry:
@@ -121,23 +118,26 @@ def count_tf_profiler_flops(model: nn.Module, img_size: int | tuple[int, int], i
     for m in fused:
         m.fused_attn = False
 
-    def pre(module, inputs):
-        graph = getattr(module, "tf_profiler_graph_flops", None)
-        if callable(graph):
-            counter.total += int(graph(*inputs))
-        if module._tf_whole:
-            counter.suppressed += 1
+    def enter(module, inputs):
+        counter.suppressed += 1
 
-    def post(module, inputs, output):
-        if module._tf_whole:
+    def leave_with(rule):
+        def leave(module, inputs, output):
             counter.suppressed -= 1
             if not counter.suppressed:
-                counter.total += tf_module_flops(module, inputs, output) or 0
+                counter.total += int(rule(inputs, output))
+        return leave
+
+    def per_graph(module, inputs):
+        counter.total += int(module.tf_profiler_graph_flops(*inputs))
 
     try:
         for m in model.modules():
-            m._tf_whole = _counted_whole(m)
-            handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+            rule = _whole_module_rule(m)
+            if rule is not None:
+                handles += [m.register_forward_pre_hook(enter), m.register_forward_hook(leave_with(rule))]
+            if callable(getattr(m, "tf_profiler_graph_flops", None)):
+                handles.append(m.register_forward_pre_hook(per_graph))
         with torch.no_grad(), counter:
             model(torch.empty(batch_size, in_chans, *hw, device=device))
     finally:
@@ -145,6 +145,4 @@ def count_tf_profiler_flops(model: nn.Module, img_size: int | tuple[int, int], i
             h.remove()
         for m, f in fused.items():
             m.fused_attn = f
-        for m in model.modules():
-            m.__dict__.pop("_tf_whole", None)
     return counter.total / batch_size

@@ -210,15 +210,10 @@ def _load_cache(fingerprint: str) -> dict[str, list]:
 
 
 def _save_cache(fingerprint: str, counts: dict[str, list]) -> None:
-    from archzoo.checkpoint import atomic_write
-
-    text = json.dumps({"fingerprint": fingerprint, "counts": counts}, indent=0, sort_keys=True)
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text)
+    from archzoo.engine.checkpoints import write_json
 
     try:
-        atomic_write(cache_path(), write)
+        write_json(cache_path(), {"fingerprint": fingerprint, "counts": counts})
     except OSError:
         pass  # a read-only home is not an error: the next run counts again
 
@@ -247,7 +242,6 @@ def verify(patterns: Iterable[str] = (), flops: bool = True, progress: bool = Tr
     in ``jobs`` worker processes (default: one per CPU core, at most 4). With ``cache``, counts made
     by the same code (see ``code_fingerprint``) are read from ``cache_path()`` instead of recounted."""
     import multiprocessing as mp
-    import os
     from concurrent.futures import ProcessPoolExecutor
     from contextlib import nullcontext
 

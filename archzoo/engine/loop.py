@@ -484,13 +484,10 @@ class _Trainer:
                 best_weights = {k: v.clone() for k, v in ck.model_weights(eval_net).items()}
             if d.is_main:
                 self._write_metrics(history)
-            if partial:
-                self._save((["best"] if improved else []) + ["last"], epoch=epoch, step=done, global_step=global_step,
-                           accum=accum, history=history, best=best)
-            else:
-                self._save((["best"] if improved else []) + ["last"], epoch=epoch + 1, step=0,
-                           global_step=global_step, accum=torch.zeros(3, dtype=torch.float64), history=history,
-                           best=best)
+            # a partial epoch is saved at its position inside the epoch, so that --resume finishes it
+            self._save((["best"] if improved else []) + ["last"], epoch=epoch if partial else epoch + 1,
+                       step=done if partial else 0, global_step=global_step,
+                       accum=accum if partial else torch.zeros(3, dtype=torch.float64), history=history, best=best)
             self._ckpt_written = True
             console.line(
                 f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}%  "
