@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -17,6 +17,7 @@ from torch import nn
 __all__ = [
     "CheckpointError",
     "read_state_dict",
+    "unwrap_state_dict",
     "apply_checkpoint_filter",
     "load_state_dict_strict",
     "load_checkpoint",
@@ -54,15 +55,25 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return _unwrap(obj, path)
 
 
+def unwrap_state_dict(obj: dict, *, wrapper_keys: Sequence[str] = _WRAPPER_KEYS) -> dict[str, torch.Tensor]:
+    """The tensors of a (possibly wrapped) state dict, with a DataParallel ``module.`` prefix stripped.
+
+    Training checkpoints nest the weights under a wrapper key (``{"model": {...}, "epoch": ...}``);
+    the first of ``wrapper_keys`` that holds a dict is followed, recursively. Families whose authors
+    ship checkpoints with several (``model`` and ``model_ema``) pass their own preference order.
+    A plain state dict comes back with only its tensor entries, stripped (no error: callers decide).
+    """
+    for k in wrapper_keys:
+        if k in obj and isinstance(obj[k], dict):
+            return unwrap_state_dict(obj[k], wrapper_keys=wrapper_keys)
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for k in _WRAPPER_KEYS:
-            if k in obj and isinstance(obj[k], dict):
-                return _unwrap(obj[k], path)
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return {(k[7:] if k.startswith("module.") else k): v for k, v in tensors.items()}
-    raise CheckpointError(f"{path} holds no state dict (no tensors found)")
+    tensors = unwrap_state_dict(obj) if isinstance(obj, dict) else {}
+    if not tensors:
+        raise CheckpointError(f"{path} holds no state dict (no tensors found)")
+    return tensors
 
 
 def _filter_fn_for(model: nn.Module) -> Callable | None:

@@ -30,12 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, QuickGELU, to_2tuple, trunc_normal_, use_fused_attn
 from timm.models import build_model_with_cfg, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 
 __all__ = ["ConvolutionalVisionTransformer", "CvT", "checkpoint_filter_fn"]
@@ -425,9 +427,7 @@ CvT = ConvolutionalVisionTransformer
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Authors' keys (``stage{i}.…``) -> archzoo's (``stages.{i}.…``); archzoo keys pass unchanged."""
     out = {}
-    for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
+    for k, v in unwrap_state_dict(state_dict).items():
         if re.match(r"stage\d+\.pos_embed$", k):
             continue  # declared by POS_EMBED configs but never used in the authors' forward
         out[re.sub(r"^stage(\d+)\.", r"stages.\1.", k)] = v
@@ -470,7 +470,7 @@ def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
         "crop_pct": 0.875, "interpolation": "bilinear", "fixed_input_size": False,
-        "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stages.0.patch_embed.proj", "classifier": "head",
         "paper_ids": "arXiv:2103.15808", "origin_url": "https://github.com/microsoft/CvT",
         **kwargs,

@@ -40,6 +40,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 
 __all__ = ["EMOv2", "I2RMB", "SpanningWindowAttention", "checkpoint_filter_fn"]
@@ -480,15 +481,11 @@ class EMOv2(nn.Module):
 # ----- authors' checkpoints ----------------------------------------------------------------------
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Map an authors' EMOv2 state dict (``EMO2`` in ``model/lib_emo/emo2.py``) onto :class:`EMOv2`."""
-    for wrapper in ("state_dict_ema", "model_ema", "state_dict", "model"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
+    state_dict = unwrap_state_dict(state_dict)  # archzoo's order: EMA weights first
     if "stem.0.conv.weight" in state_dict:  # already archzoo's layout
         return state_dict
     out = {}
     for k, v in state_dict.items():
-        k = k[7:] if k.startswith("module.") else k
         k = re.sub(r"^stage0\.", "stem.", k)
         k = re.sub(r"^stage(\d+)\.", lambda m: f"stages.{int(m.group(1)) - 1}.", k)
         # The authors wrap nn.LayerNorm in a LayerNorm2d module (``.norm.norm``); timm's is a LayerNorm.

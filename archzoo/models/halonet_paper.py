@@ -36,6 +36,8 @@ from timm.models import build_model_with_cfg, register_model
 from timm.models._registry import generate_default_cfgs
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg, LayerFn, create_shortcut
 
+from archzoo.checkpoint import unwrap_state_dict
+
 __all__ = ["HaloBottleneck", "HALONET_TABLE", "halonet_cfg", "checkpoint_filter_fn"]
 
 # The paper's HaloNet family table: b, h, rv, rb, l3, df (0 = no final 1x1 conv), image size.
@@ -149,11 +151,7 @@ def halonet_cfg(b: int, h: int, rv: float, rb: float, l3: int, df: int = 0, num_
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """timm's ByobNet layout is this module's layout (no authors' checkpoints exist); unwrap only."""
-    for wrapper in ("model", "state_dict_ema", "state_dict"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    return unwrap_state_dict(state_dict, wrapper_keys=("model", "state_dict_ema", "state_dict"))
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ByobNet:

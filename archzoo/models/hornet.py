@@ -38,6 +38,7 @@ from timm.models._manipulate import checkpoint_seq
 from timm.models._registry import generate_default_cfgs
 from torch import nn
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 from archzoo.validation import InputError
 
@@ -444,15 +445,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) 
     authors' fine-tuning code, resizes a GF ``complex_weight`` stored at another size (e.g. a 224
     checkpoint into a 384 model). archzoo's own state dicts pass through unchanged.
     """
-    for wrapper in ("model", "state_dict", "model_ema"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
+    state_dict = unwrap_state_dict(state_dict, wrapper_keys=("model", "state_dict", "model_ema"))
     own = model.state_dict()
     out: Dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
         for pattern, repl in _KEY_RULES:
             key = pattern.sub(repl, key)
         if key.endswith("complex_weight") and key in own and value.shape != own[key].shape:

@@ -34,6 +34,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 
 __all__ = ["IBN", "SELayer", "BasicBlockIBN", "BottleneckIBN", "ResNetIBN", "DenseNetIBN", "checkpoint_filter_fn"]
@@ -495,10 +496,7 @@ class DenseNetIBN(nn.Module):
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
     """The authors' checkpoints already use this module's key names (torchvision keys + .IN/.BN);
     only unwrap common containers and a DataParallel ``module.`` prefix."""
-    for key in ("state_dict", "model"):
-        if key in state_dict and isinstance(state_dict[key], dict):
-            state_dict = state_dict[key]
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+    return unwrap_state_dict(state_dict, wrapper_keys=("state_dict", "model"))
 
 
 # ---------------------------------------------------------------------------------------------- registry

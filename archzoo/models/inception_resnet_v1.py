@@ -29,6 +29,8 @@ from timm.models import build_model_with_cfg, register_model
 from timm.models._features import feature_take_indices
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
+
 __all__ = [
     "InceptionResnetA", "InceptionResnetB", "InceptionResnetC", "ReductionA", "ReductionB",
     "InceptionResnetV1", "checkpoint_filter_fn", "V1_WIDTHS",
@@ -294,11 +296,7 @@ class InceptionResnetV1(nn.Module):
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """No authors' weights exist; accept this module's (timm-style) layout, unwrapping common wrappers."""
-    for wrapper in ("model", "state_dict_ema", "state_dict"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    return unwrap_state_dict(state_dict, wrapper_keys=("model", "state_dict_ema", "state_dict"))
 
 
 default_cfgs = generate_default_cfgs({

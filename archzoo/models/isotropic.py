@@ -38,6 +38,8 @@ from timm.models._registry import generate_default_cfgs
 from timm.models.convnext import ConvNeXtBlock
 from timm.models.inception_next import InceptionDWConv2d, MetaNeXtBlock
 
+from archzoo.checkpoint import unwrap_state_dict
+
 __all__ = ["IsotropicNet", "checkpoint_filter_fn", "BLOCK_TYPES"]
 
 
@@ -188,14 +190,9 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) 
     """The authors' ``ConvNeXtIsotropic`` keys (``stem``, ``blocks.i.dwconv/norm/pwconv1/pwconv2/gamma``,
     ``norm``, ``head``) -> this module's (timm block names, ``head.norm``/``head.fc``). A state dict
     already in this module's layout passes through unchanged."""
-    for wrapper in ("model", "state_dict_ema", "state_dict"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
+    state_dict = unwrap_state_dict(state_dict, wrapper_keys=("model", "state_dict_ema", "state_dict"))
     out = {}
     for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
         if k.startswith("blocks."):
             for old, new in _CONVNEXT_RENAMES:
                 k = k.replace(old, new)

@@ -48,6 +48,8 @@ from timm.models.nasnet import (
     ReductionCell1,
 )
 
+from archzoo.checkpoint import unwrap_state_dict
+
 __all__ = ["NASNetA", "CifarFirstCell", "checkpoint_filter_fn"]
 
 _BN = partial(nn.BatchNorm2d, eps=0.001, momentum=0.1)  # TF-slim's batch norm epsilon
@@ -267,11 +269,7 @@ class NASNetA(nn.Module):
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """timm's / Cadene's converted TF-slim key layout is this module's; unwrap and drop the 1001st
     (background) class of the TF-slim ImageNet heads when the model has 1000 classes."""
-    for wrapper in ("model", "state_dict_ema", "state_dict"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
-    out = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    out = unwrap_state_dict(state_dict, wrapper_keys=("model", "state_dict_ema", "state_dict"))
     fc = getattr(model, "last_linear", None)
     w = out.get("last_linear.weight")
     if isinstance(fc, nn.Linear) and w is not None and w.shape[0] == fc.out_features + 1:

@@ -51,6 +51,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.models import _poincare_ops as P
 from archzoo.reference import register_reference
 
@@ -417,10 +418,7 @@ class PoincareResNet(nn.Module):
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """The authors' keys are this module's; only unwrap ``state_dict``/``model`` and ``module.``."""
-    for key in ("state_dict", "model"):
-        if key in state_dict and isinstance(state_dict[key], dict):
-            state_dict = state_dict[key]
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+    return unwrap_state_dict(state_dict, wrapper_keys=("state_dict", "model"))
 
 
 def parse_authors_name(name: str) -> tuple[list[int], list[int]]:

@@ -31,12 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, lecun_normal_, trunc_normal_, use_fused_attn
 from timm.models import build_model_with_cfg, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 
 __all__ = ["ResFormer", "GlobalPosEmbed", "sincos_table", "checkpoint_filter_fn"]
@@ -344,14 +346,9 @@ class ResFormer(nn.Module):
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """The authors' keys are archzoo's: strips ``module.`` and unwraps ``model``/``model_ema``; drops
     the unused ``head_res`` slot if present."""
-    for wrapper in ("model_ema", "model", "state_dict"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
+    state_dict = unwrap_state_dict(state_dict, wrapper_keys=("model_ema", "model", "state_dict"))
     out = {}
     for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
         if k.startswith("head_res."):
             continue
         out[k] = v
@@ -381,8 +378,8 @@ def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
     # the authors' evaluation: resize to int(256/224 * size), bicubic, centre crop, ImageNet mean/std
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.875,
-        "interpolation": "bicubic", "fixed_input_size": False, "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225), "first_conv": "patch_embed.proj", "classifier": "head",
+        "interpolation": "bicubic", "fixed_input_size": False, "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD, "first_conv": "patch_embed.proj", "classifier": "head",
         "paper_ids": "arXiv:2212.00776", "origin_url": "https://github.com/ruitian12/resformer", **kwargs,
     }
 

@@ -64,6 +64,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 from archzoo.validation import InputError
 
@@ -705,11 +706,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: SGFormer) -
     """Map the authors' ``SGFormer`` keys onto :class:`SGFormer` (archzoo's own dicts pass through);
     resample the position embedding (bicubic, as the authors' ``interpolate_pos_embed``) when the
     model was built for another input size."""
-    for wrapper in ("state_dict_ema", "model_ema", "state_dict", "model"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
-    state_dict = {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+    state_dict = unwrap_state_dict(state_dict)  # archzoo's order: EMA weights first
     if not any(k.startswith("stages.") or k.startswith("stem.") for k in state_dict):
         state_dict = _rename_authors_keys(state_dict)
     pos = state_dict.get("pos_embed")

@@ -28,6 +28,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 
 __all__ = ["SimpleNet", "checkpoint_filter_fn", "LAYER_TABLES", "NETWORKS", "STRIDE_MODES"]
@@ -264,10 +265,7 @@ class SimpleNet(nn.Module):
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
     """The authors' port already uses this module's key names; only unwrap common containers."""
-    for key in ("state_dict", "model"):
-        if key in state_dict and isinstance(state_dict[key], dict):
-            state_dict = state_dict[key]
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+    return unwrap_state_dict(state_dict, wrapper_keys=("state_dict", "model"))
 
 
 def _create_simplenet(variant: str, pretrained: bool = False, **kwargs: Any) -> SimpleNet:

@@ -27,12 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_, use_fused_attn
 from timm.models import build_model_with_cfg, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.models._slab_layers import (
     SlabHead, SlabModelMixin, finalize_cfg, fold_into_conv_output, fold_into_linear, heads_merge, linear_attention,
     norm_affine, prepbn,
@@ -381,12 +383,8 @@ class SlabCSWinTransformer(SlabModelMixin, nn.Module):
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Authors' keys -> archzoo's: the final ``norm``/``head`` move into ``head.norm``/``head.fc``."""
-    if "model" in state_dict and isinstance(state_dict["model"], dict):
-        state_dict = state_dict["model"]
     out = {}
-    for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
+    for k, v in unwrap_state_dict(state_dict, wrapper_keys=("model",)).items():
         if k.startswith("norm."):
             k = "head.norm." + k[len("norm."):]
         elif k in ("head.weight", "head.bias"):
@@ -411,8 +409,8 @@ def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
     # the authors' CSWin cfg: crop 0.9, bicubic
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.9,
-        "interpolation": "bicubic", "fixed_input_size": True, "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225), "first_conv": "stage1_conv_embed.0", "classifier": "head.fc",
+        "interpolation": "bicubic", "fixed_input_size": True, "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD, "first_conv": "stage1_conv_embed.0", "classifier": "head.fc",
         "paper_ids": "arXiv:2405.11582", "origin_url": "https://github.com/xinghaochen/SLAB", **kwargs,
     }
 

@@ -24,12 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_, use_fused_attn
 from timm.models import build_model_with_cfg, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.models._slab_layers import (
     SlabHead, SlabModelMixin, finalize_cfg, fold_into_conv_input, fold_into_conv_output, fold_into_linear, heads_merge,
     linear_attention, norm_affine, prepbn,
@@ -347,12 +349,8 @@ class SlabPyramidVisionTransformer(SlabModelMixin, nn.Module):
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Authors' keys -> archzoo's: ``head.weight``/``head.bias`` -> ``head.fc.*``. archzoo keys pass."""
-    if "model" in state_dict and isinstance(state_dict["model"], dict):
-        state_dict = state_dict["model"]
     out = {}
-    for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
+    for k, v in unwrap_state_dict(state_dict, wrapper_keys=("model",)).items():
         if k in ("head.weight", "head.bias"):
             k = "head.fc." + k.split(".")[-1]
         out[k] = v
@@ -375,8 +373,8 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> SlabPyrami
 def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.875,
-        "interpolation": "bicubic", "fixed_input_size": True, "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225), "first_conv": "patch_embed1.proj", "classifier": "head.fc",
+        "interpolation": "bicubic", "fixed_input_size": True, "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD, "first_conv": "patch_embed1.proj", "classifier": "head.fc",
         "paper_ids": "arXiv:2405.11582", "origin_url": "https://github.com/xinghaochen/SLAB", **kwargs,
     }
 

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, to_2tuple
 from timm.models import build_model_with_cfg, register_model
 from timm.models._features import feature_take_indices
@@ -651,8 +652,8 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> SNNetv2:
 def _cfg(file: str = "", **kwargs: Any) -> dict[str, Any]:
     return {
         "url": "", "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 1.0,
-        "interpolation": "bicubic", "fixed_input_size": True, "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225), "first_conv": "anchors.0.patch_embed.proj", "classifier": "anchors.1.head",
+        "interpolation": "bicubic", "fixed_input_size": True, "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD, "first_conv": "anchors.0.patch_embed.proj", "classifier": "anchors.1.head",
         "paper_ids": "arXiv:2307.00154",
         "origin_url": f"https://github.com/ziplab/SN-Netv2/releases/download/1.0/{file}" if file
         else "https://github.com/ziplab/SN-Netv2",

@@ -37,12 +37,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import Attention, ConvNormAct, DropPath, Mlp, to_2tuple, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models._registry import generate_default_cfgs
 
+from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
 from archzoo.validation import InputError
 
@@ -506,16 +508,11 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: nn.Module) 
     """The authors' keys are archzoo's; strips ``module.``, unwraps ``model``/``model_ema``, and
     resamples position embeddings (bicubic, class/distillation rows kept) when the checkpoint was
     trained at another resolution, as the authors' ``state_dict_interpolate_pos_embed``."""
-    for wrapper in ("model_ema", "model", "state_dict"):
-        if wrapper in state_dict and isinstance(state_dict[wrapper], dict):
-            state_dict = state_dict[wrapper]
-            break
+    state_dict = unwrap_state_dict(state_dict, wrapper_keys=("model_ema", "model", "state_dict"))
     own = model.state_dict()
     nt = getattr(model, "num_tokens", 1)
     out = {}
     for k, v in state_dict.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
         if k.endswith("pos_embed") and k in own and v.shape != own[k].shape and not v.is_meta:
             if k == "pos_embed":
                 hw = model.grid_size
@@ -598,8 +595,8 @@ def _cfg(url: str = "", **kwargs: Any) -> dict[str, Any]:
     # the authors' evaluation (DeiT's): resize to size / 0.875, bicubic, centre crop, ImageNet mean/std
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.875,
-        "interpolation": "bicubic", "fixed_input_size": True, "mean": (0.485, 0.456, 0.406),
-        "std": (0.229, 0.224, 0.225), "first_conv": "patch_embed.conv1.conv", "classifier": "cls_head",
+        "interpolation": "bicubic", "fixed_input_size": True, "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD, "first_conv": "patch_embed.conv1.conv", "classifier": "cls_head",
         "paper_ids": "arXiv:2109.00642", "origin_url": "https://github.com/yilunliao/vit-search", **kwargs,
     }
 
