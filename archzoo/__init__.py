@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 from archzoo import models  # noqa: F401  (registers every family with timm)
 from archzoo.checkpoint import CheckpointError, load_checkpoint
 from archzoo.deploy import DeployReport, deploy  # the function shadows the submodule's name on purpose
+from archzoo.errors import ArchzooError
 from archzoo.papers import PaperCard, Variant, card_for_model, find_card, load_cards
 from archzoo.registry import UnknownModelError, create_model, list_models
 from archzoo.validation import InputError
@@ -29,6 +30,7 @@ __all__ = [
     "DeployReport",
     "PaperCard",
     "Variant",
+    "ArchzooError",
     "CheckpointError",
     "UnknownModelError",
     "InputError",

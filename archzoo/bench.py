@@ -6,6 +6,7 @@ A again — so that a ratio between them holds on a noisy machine; every figure 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from archzoo.errors import ConfigError, OutputError
 
 __all__ = ["BenchSpec", "BenchResult", "bench", "ratios", "write_results"]
 
@@ -53,24 +56,32 @@ class BenchResult:
     extra: dict = field(default_factory=dict)
 
 
-def _check(device: str, batch: int, img_size: int, dtype: str, repeats: int) -> torch.device:
-    if batch < 1:
-        raise ValueError(f"--batch must be at least 1, got {batch}")
-    if img_size < 1:
-        raise ValueError(f"--img-size must be positive, got {img_size}")
-    if repeats < 1:
-        raise ValueError(f"--repeats must be at least 1, got {repeats}")
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+def parse_device(device: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` as a torch.device; :class:`ConfigError` for anything else, or a
+    CUDA device this machine does not have."""
     try:
         dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda requested but no CUDA GPU is available here")
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+        raise ConfigError(f"unsupported device {device!r}; use cpu, cuda or cuda:N")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but no CUDA GPU is available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r} requested but this machine has {torch.cuda.device_count()} GPU(s)")
     return dev
+
+
+def _check(device: str, batch: int, img_size: int, dtype: str, repeats: int) -> torch.device:
+    if batch < 1:
+        raise ConfigError(f"--batch must be at least 1, got {batch}")
+    if img_size < 1:
+        raise ConfigError(f"--img-size must be positive, got {img_size}")
+    if repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {repeats}")
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    return parse_device(device)
 
 
 def _sync(dev: torch.device) -> None:
@@ -145,6 +156,7 @@ def bench(
     progress: bool = True,
 ) -> list[BenchResult]:
     """Benchmark each spec; timed runs are interleaved across specs."""
+    from archzoo.validation import check_input
     from archzoo.verify import build_on_meta, count_flops, count_params
 
     dev = _check(device, batch, img_size, dtype, repeats)
@@ -154,6 +166,7 @@ def bench(
         # FLOPs of the eval form, counted on the meta device (deploy fusion only folds BatchNorms);
         # parameters of the form as built (the deploy form has fewer: fused BatchNorm)
         meta_model = build_on_meta(spec.model, **spec.model_kwargs)
+        check_input(meta_model, torch.empty(1, 3, img_size, img_size, device="meta"), spec.model)
         flops = count_flops(meta_model, img_size)
         model = build(spec, device=str(dev), img_size=img_size).to(device=dev, dtype=dt)
         if channels_last:
@@ -225,7 +238,7 @@ def ratios(results: list[BenchResult], baseline: str) -> list[dict]:
     """Each result relative to ``baseline`` (by name): throughput and latency ratios."""
     base = next((r for r in results if r.name == baseline), None)
     if base is None:
-        raise ValueError(f"--vs {baseline!r} is not among the benchmarked models ({', '.join(r.name for r in results)})")
+        raise ConfigError(f"--vs {baseline!r} is not among the benchmarked models ({', '.join(r.name for r in results)})")
     return [
         {"name": r.name, "vs": base.name, "throughput_ratio": r.throughput / base.throughput,
          "latency_ratio": r.latency_ms / base.latency_ms,
@@ -243,6 +256,7 @@ def write_results(results: list[BenchResult], path: str | Path, vs: list[dict] |
     from archzoo.checkpoint import atomic_write
 
     path = Path(path)
+    check_output_path(path)
     rows = [asdict(r) for r in results]
     if path.suffix == ".csv":
         buf = io.StringIO()
@@ -255,7 +269,23 @@ def write_results(results: list[BenchResult], path: str | Path, vs: list[dict] |
     else:
         text = json.dumps({"results": rows, "ratios": vs or [], "torch": torch.__version__,
                            "threads": torch.get_num_threads()}, indent=2)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    try:
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``--out``: a .json or .csv file whose folder exists or can be created (checked before benchmarking)."""
+    path = Path(path)
+    if path.suffix not in (".json", ".csv"):
+        raise ConfigError(f"--out {path}: write .json or .csv (by the file's suffix)")
+    if path.is_dir():
+        raise OutputError(f"--out {path} is a folder; give a .json or .csv file name")
+    parent = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"--out {path}: {parent} is not a writable folder")
+    return path
 
 
 def print_results(results: list[BenchResult], vs: list[dict] | None = None, file=None) -> None:

@@ -5,14 +5,15 @@ family's module, as in timm), which maps their key names and layouts onto archzo
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
+
+from archzoo.errors import CheckpointError  # re-exported: its home is archzoo.errors
+from archzoo.io import atomic_write, save_safetensors  # re-exported: their home is archzoo.io
 
 __all__ = [
     "CheckpointError",
@@ -28,13 +29,11 @@ __all__ = [
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module", "params")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint is missing, corrupt, or does not fit the model."""
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint's tensors. Accepts safetensors and torch zip/pickle files (weights only)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a weights file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
@@ -42,8 +41,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
         try:
             return load_file(str(path))
-        except Exception as e:
-            raise CheckpointError(f"{path} is not a valid safetensors file ({e})") from None
+        except Exception as e:  # safetensors raises several types for an unreadable or corrupt file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{path} is not a valid safetensors file ({first})") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
@@ -84,7 +84,16 @@ def _filter_fn_for(model: nn.Module) -> Callable | None:
 def apply_checkpoint_filter(state_dict: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Map an authors' state dict onto ``model`` with its family's ``checkpoint_filter_fn`` (if any)."""
     fn = _filter_fn_for(model)
-    return fn(state_dict, model) if fn is not None else state_dict
+    if fn is None:
+        return state_dict
+    try:
+        return fn(state_dict, model)
+    except KeyError as e:  # the converter looked up a key this checkpoint does not have
+        key = e.args[0] if e.args else "?"
+        raise CheckpointError(
+            f"the checkpoint has no {key!r}, which the {type(model).__name__} checkpoint converter needs "
+            "(is it a checkpoint of another model?)"
+        ) from e
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], what: str = "checkpoint") -> None:
@@ -118,31 +127,3 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, filter_authors: bool 
         sd = apply_checkpoint_filter(sd, model)
     load_state_dict_strict(model, sd, what=f"checkpoint {path}")
     return model
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Write through a temp file in the same folder, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def save_safetensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> Path:
-    """Atomically save tensors (made contiguous, shared storage broken) as safetensors."""
-    from safetensors.torch import save_file
-
-    clean = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
-    return atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=metadata))

@@ -64,18 +64,25 @@ def compare(models: list[str], *, data: str = "digits", epochs: int = 5, img_siz
     from archzoo.checkpoint import atomic_write
     from archzoo.engine.config import TrainConfig
     from archzoo.engine.loop import train
+    from archzoo.engine.modeling import resolve_model_kwargs
+    from archzoo.errors import ConfigError
     from archzoo.registry import check_model_name
 
     if not models:
-        raise ValueError("compare needs at least one model")
+        raise ConfigError("compare needs at least one model")
     if len(set(models)) != len(models):
-        raise ValueError("compare got the same model twice")
+        dup = sorted({m for m in models if models.count(m) > 1})
+        raise ConfigError(f"compare got the same model twice: {', '.join(dup)}")
     for m in models:
         check_model_name(m)
-    if epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+    for flag, value, low in (("--epochs", epochs, 1), ("--img-size", img_size, 1), ("--batch", batch, 1),
+                             ("--repeats", repeats, 1)):
+        if value < low:
+            raise ConfigError(f"{flag} must be at least {low}, got {value}")
     out_dir = Path(output) / name
     base = TrainConfig(data=data, epochs=epochs, img_size=img_size, quiet=quiet, **train_overrides)
+    for m in models:  # every model takes the inputs before the first one trains (meta device: no compute)
+        resolve_model_kwargs(m, 2, base.in_chans, img_size, dict(base.model_kwargs))
     results = []
     for m in models:
         results.append(train(replace(base, model=m), output=out_dir, name=m))
@@ -86,7 +93,7 @@ def compare(models: list[str], *, data: str = "digits", epochs: int = 5, img_siz
                    memory=False, progress=not quiet)
     rows = []
     for m, tr, sp in zip(models, results, speeds):
-        top1 = tr.test.top1 if tr.test is not None else tr.best_val_acc
+        top1 = tr.test.metrics["acc"] if tr.test is not None else float(tr.best_value or 0.0)
         rows.append(CompareRow(m, top1, sp.params, sp.gflops, sp.throughput, sp.latency_ms, tr.seconds, str(tr.run_dir)))
     for r, flag in zip(rows, pareto_front([(r.throughput, r.top1) for r in rows])):
         r.pareto = flag

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from archzoo.errors import ConfigError
+
 __all__ = ["deploy", "DeployReport", "LinearAsConv1x1", "choose_linear_routes"]
 
 LINEAR_ROUTES = ("auto", "linear", "conv1x1")
@@ -146,12 +148,12 @@ def deploy(model: nn.Module, example_input: torch.Tensor | None = None, inplace:
     if device is not None:
         try:
             device = torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"unknown device {device!r}") from None
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if linear_route is None:
         linear_route = "auto" if device is not None and device.type == "cpu" else "linear"
     if linear_route not in LINEAR_ROUTES:
-        raise ValueError(f"unknown linear_route {linear_route!r}; choose one of {', '.join(LINEAR_ROUTES)}")
+        raise ConfigError(f"unknown linear_route {linear_route!r}; choose one of {', '.join(LINEAR_ROUTES)}")
     if not inplace:
         model = copy.deepcopy(model)
     model.eval()
@@ -166,7 +168,7 @@ def deploy(model: nn.Module, example_input: torch.Tensor | None = None, inplace:
     if linear_route != "linear":
         p = next(model.parameters())
         if linear_route == "auto" and p.device.type != "cpu":
-            raise ValueError("linear_route='auto' measures CPU kernels; use it on a CPU model")
+            raise ConfigError("linear_route='auto' measures CPU kernels; use it on a CPU model")
         if linear_route == "auto":
             x = example_input if example_input is not None else _example_input(model)
             report.linear_timings = choose_linear_routes(model, x)

@@ -4,19 +4,18 @@ ONNX files are checked by running them in onnxruntime against PyTorch on the sam
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from archzoo.errors import ConfigError, ExportError  # ExportError re-exported: its home is archzoo.errors
+
 __all__ = ["FORMATS", "ExportError", "ExportResult", "export_model"]
 
 FORMATS = ("onnx", "torchscript", "exported-program")
-
-
-class ExportError(ValueError):
-    """The model cannot be exported in the requested format."""
 
 
 @dataclass
@@ -65,13 +64,23 @@ def _check_onnx(path: Path, model: nn.Module, x: torch.Tensor) -> tuple[float, t
 def export_model(model: nn.Module, fmt: str, out: str | Path, img_size: int = 224, in_chans: int = 3,
                  batch: int = 2, check: bool = True, opset: int = 18) -> ExportResult:
     """Write ``model`` (eval mode, float32) in format ``fmt`` with a dynamic batch axis."""
+    from archzoo.validation import check_input
+
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    for flag, value in (("img_size", img_size), ("in_chans", in_chans), ("batch", batch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"export: {flag} must be a positive integer, got {value!r}")
     out = Path(out)
-    if out.parent and not out.parent.exists():
+    if out.is_dir():
+        raise ExportError(f"output {out} is a folder; give a file name")
+    if out.parent and not out.parent.is_dir():
         raise ExportError(f"output folder {out.parent} does not exist")
-    model = _Single(model.eval().float()).eval()
+    if not os.access(out.parent, os.W_OK):
+        raise ExportError(f"output folder {out.parent} is not writable")
     x = torch.randn(batch, in_chans, img_size, img_size)
+    check_input(model, x)  # an input the model cannot take is the user's to fix, not an export failure
+    model = _Single(model.eval().float()).eval()
     note = ""
     tmp = out.with_name(f".{out.name}.tmp")
     try:

@@ -27,6 +27,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from archzoo.errors import ReferenceFileError
+
 __all__ = [
     "register_reference",
     "ReferenceAdapter",
@@ -121,13 +123,18 @@ def read_reference(path: str | Path) -> ReferenceFile:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"reference file not found: {path}")
+        raise ReferenceFileError(f"reference file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises several types for corrupt headers
-        raise ValueError(f"{path} is not a readable safetensors file: {e}") from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ReferenceFileError(f"{path} is not a readable safetensors file: {first}") from None
+    try:
+        json.loads(meta.get("config", "{}"))
+    except json.JSONDecodeError as e:
+        raise ReferenceFileError(f"{path}: its 'config' metadata is not JSON ({e})") from None
     sd, inputs, outputs = {}, {}, {}
     for k, t in tensors.items():
         if k == "__input__" or k.startswith("__input__."):
@@ -234,18 +241,25 @@ def print_results(results: list[ReferenceResult], file: Any = None) -> None:
 
 def load_manifest(family: str, directory: Path | None = None) -> dict[str, dict[str, list[int]]]:
     """``manifests/<family>.json``: {variant: {authors' key: shape}} of the authors' full-size models."""
-    root = directory or reference_dir()
-    if root is None:
-        raise FileNotFoundError("no reference directory (set ARCHZOO_REFERENCE_DIR)")
-    return json.loads((root / "manifests" / f"{family}.json").read_text())
+    return _read_json(directory, "manifests", family)
 
 
 def load_counts(family: str, directory: Path | None = None) -> dict[str, dict[str, Any]]:
     """``counts/<family>.json``: exact parameter counts and fvcore GMACs of the authors' models."""
+    return _read_json(directory, "counts", family)
+
+
+def _read_json(directory: Path | None, kind: str, family: str) -> Any:
     root = directory or reference_dir()
     if root is None:
-        raise FileNotFoundError("no reference directory (set ARCHZOO_REFERENCE_DIR)")
-    return json.loads((root / "counts" / f"{family}.json").read_text())
+        raise ReferenceFileError("no reference directory (set ARCHZOO_REFERENCE_DIR)")
+    p = Path(root) / kind / f"{family}.json"
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ReferenceFileError(f"no {kind[:-1]} file for family {family!r}: {p} does not exist") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ReferenceFileError(f"cannot read {p}: {e}") from None
 
 
 def manifest_problems(model: nn.Module, manifest: dict[str, list[int]]) -> list[str]:

@@ -9,17 +9,11 @@ import timm
 from timm.models import _registry as timm_registry
 from torch import nn
 
+from archzoo.errors import ConfigError, UnknownModelError  # UnknownModelError re-exported
 from archzoo.papers import find_card, load_cards
 from archzoo.validation import attach_input_checks
 
 __all__ = ["create_model", "list_models", "is_archzoo_model", "UnknownModelError", "model_names"]
-
-
-class UnknownModelError(KeyError):
-    """The model name is not in archzoo's or timm's registry."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0])
 
 
 def is_archzoo_model(name: str) -> bool:
@@ -68,9 +62,12 @@ def create_model(name: str, pretrained: bool = False, checkpoint_path: str | Non
     ``checkpoint_filter_fn``); ``pretrained=True`` uses the model's pretrained_cfg (timm's hub).
     """
     check_model_name(name)
-    in_chans = kwargs.get("in_chans", 3)
-    if not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+    in_chans = kwargs.get("in_chans")
+    if in_chans is not None and (not isinstance(in_chans, int) or isinstance(in_chans, bool) or in_chans < 1):
+        raise ConfigError(f"in_chans must be a positive integer, got {in_chans!r}")
+    num_classes = kwargs.get("num_classes")
+    if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0):
+        raise ConfigError(f"num_classes must be a non-negative integer, got {num_classes!r}")
     model = timm.create_model(name, pretrained=pretrained, **kwargs)
     if checkpoint_path is not None:
         from archzoo.checkpoint import load_checkpoint

@@ -10,8 +10,20 @@ import torch
 from archzoo.reference import reference_dir
 
 # One thread: the tests run tiny tensors, where a second thread costs more in synchronisation than it
-# gives; it also keeps timings sane when other processes share the cores.
-torch.set_num_threads(1)
+# gives; it also keeps timings sane when other processes share the cores. Set at import for what runs
+# at collection (parametrisations that build models), and again around every test by _one_thread.
+TEST_THREADS = 1
+torch.set_num_threads(TEST_THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every test starts with TEST_THREADS intra-op threads, whatever an earlier test left (training
+    with ``threads=`` sets its own count), and the count it found is restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(TEST_THREADS)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,3 +53,26 @@ def ref_file(ref_dir):
         return p
 
     return get
+
+
+@pytest.fixture
+def saved_tensors():
+    """saved_tensors(fn) -> (number of tensors autograd saves for the backward while fn() runs, fn()).
+
+    Gradient checkpointing shows as far fewer saved tensors: the checkpointed segments keep only their
+    inputs. A grad-checkpointing test that only compares outputs passes when checkpointing is never
+    switched on; this count fails it."""
+
+    def run(fn):
+        n = 0
+
+        def pack(t):
+            nonlocal n
+            n += 1
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = fn()
+        return n, out
+
+    return run

@@ -41,11 +41,45 @@ def test_onnx_round_trip(name, tmp_path):
     assert len(res.batch_sizes_checked) == 2  # the batch axis is dynamic
 
 
+def _bn_model() -> torch.nn.Module:
+    """mobilenetv2_035 in eval mode with random BatchNorm statistics (so train and eval forms differ)."""
+    torch.manual_seed(0)
+    model = archzoo.create_model("mobilenetv2_035", num_classes=10).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def test_onnx_file_computes_the_model(tmp_path):
+    """Read back here with onnxruntime, not through export's own check: the eval-mode function, at a
+    batch size other than the exported one."""
+    model = _bn_model()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)  # before the export, which must not change the function either
+    path = tmp_path / "m.onnx"
+    res = export_model(model, "onnx", path, img_size=64)
+    sess = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    err = float(abs(got - ref.numpy()).max())
+    assert err < 1e-4 * float(ref.abs().max()), err
+    assert res.max_abs_diff is not None and res.max_abs_diff < 1e-4 * float(ref.abs().max())
+
+
 @pytest.mark.parametrize("fmt", ["torchscript", "exported-program"])
 def test_other_formats(fmt, tmp_path):
-    model = archzoo.create_model("mobilenetv2_035", num_classes=10)
-    res = export_model(model, fmt, tmp_path / "m.bin", img_size=64)
+    model = _bn_model()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+    path = tmp_path / "m.bin"
+    res = export_model(model, fmt, path, img_size=64)
     assert res.max_abs_diff < 1e-5
+    loaded = torch.jit.load(str(path)) if fmt == "torchscript" else torch.export.load(str(path)).module()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_export_errors(tmp_path, capsys):

@@ -45,11 +45,36 @@ def test_a_wrong_reported_number_makes_verify_fail():
     card, variant = timm_variants()[0]
     good = verify_variant(card, variant)
     assert good.ok
-    wrong = dataclasses.replace(variant, params_m=(good.params / 1e6) * 1.5, deviation="")
+    wrong = dataclasses.replace(variant, params_m=(good.params / 1e6) * 1.5, deviations={})
     rep = verify_variant(card, wrong)
     assert not rep.ok and any(c.verdict == "MISMATCH" for c in rep.checks)
-    exact = dataclasses.replace(variant, reference_params=good.params + 1, deviation="")
+    exact = dataclasses.replace(variant, reference_params=good.params + 1, deviations={})
     assert not verify_variant(card, exact).ok
+
+
+def test_a_deviation_explains_only_the_figure_it_is_written_for():
+    """A params deviation must not hide a FLOPs regression (nor a flops deviation a params one)."""
+    card, variant = next((c, v) for c, v in timm_variants() if v.params_m is not None and v.flops_g is not None)
+    good = verify_variant(card, variant)
+    assert good.ok
+    ours_m = good.params / 1e6
+    ours_g = next(c.ours for c in good.checks if c.what.endswith("(G)"))
+    wrong_params = dataclasses.replace(variant, params_m=round(ours_m * 1.5, 2), deviations={"params": "known"})
+    rep = verify_variant(card, wrong_params, counts=(good.params, good.flops))
+    assert rep.ok and [c.verdict for c in rep.checks if c.what == "params (M)"] == ["explained"]
+    # the same params deviation, and a wrong FLOPs figure: verify fails on the FLOPs
+    both_wrong = dataclasses.replace(wrong_params, flops_g=round(ours_g * 1.5, 3))
+    rep = verify_variant(card, both_wrong, counts=(good.params, good.flops))
+    assert not rep.ok
+    assert {c.what.split(" ")[0]: c.verdict for c in rep.checks if c.what != "params (exact)"} == {
+        "params": "explained", variant.flops_kind: "MISMATCH"}
+    # and the other way round
+    flops_explained = dataclasses.replace(both_wrong, deviations={"flops": "known"})
+    rep = verify_variant(card, flops_explained, counts=(good.params, good.flops))
+    assert not rep.ok and [c.verdict for c in rep.checks if c.what == "params (M)"] == ["MISMATCH"]
+    # an exact-count deviation is its own figure too
+    exact = dataclasses.replace(variant, reference_params=good.params + 1, deviations={"params": "known"})
+    assert not verify_variant(card, exact, counts=(good.params, good.flops)).ok
 
 
 def test_verify_cli_exit_codes(capsys):

@@ -26,12 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archzoo.bench import BenchSpec, bench, print_results, ratios, write_results
-    from archzoo.cli.main import CLIError
+    from archzoo.bench import BenchSpec, bench, check_output_path, print_results, ratios, write_results
+    from archzoo.errors import CLIError
     from archzoo.registry import check_model_name
 
     for m in args.models:
         check_model_name(m)
+    if args.out:
+        check_output_path(args.out)  # before minutes of benchmarking
     if args.vs == _SAME_MODEL:
         if not args.deploy:
             raise CLIError("--vs without a model compares deploy and eval forms: add --deploy, or name a model")

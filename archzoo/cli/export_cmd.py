@@ -20,47 +20,59 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
 def _load(args: argparse.Namespace):
-    import json
+    """The model to export and its input channels: a model name, or a checkpoint (a run folder, a
+    checkpoint folder, or a weights file; archzoo's ``meta.json`` beside it names the model)."""
     from pathlib import Path
 
-    from archzoo.checkpoint import load_checkpoint, read_state_dict
-    from archzoo.cli.main import CLIError
+    from archzoo.checkpoint import load_checkpoint
+    from archzoo.engine.checkpoints import resolve_checkpoint
+    from archzoo.errors import CheckpointError
     from archzoo.registry import create_model
+    from archzoo.validation import get_input_rules
 
-    path = Path(args.model)
-    if not (path.suffix in (".safetensors", ".pth", ".pt", ".bin") or path.exists()):
-        kw = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v is not None}
-        return create_model(args.model, **kw), args.in_chans or 3
-    if not path.is_file():
-        raise CLIError(f"checkpoint not found: {path}")
-    name, cfg = args.model_name, {}
-    for candidate in (path.parent / "config.json", path.parent.parent / "config.json"):
-        if candidate.is_file():
-            cfg = json.loads(candidate.read_text())
-            name = name or cfg.get("model")
-            break
+    path = Path(args.model).expanduser()
+    given = {k: v for k, v in (("num_classes", args.num_classes), ("in_chans", args.in_chans)) if v is not None}
+    if not (path.exists() or path.suffix in _WEIGHT_SUFFIXES):
+        model = create_model(args.model, **given)
+        return model, args.in_chans or get_input_rules(model).channels or 3
+    ckpt = resolve_checkpoint(path)  # CheckpointError naming the path when it is missing or not a checkpoint
+    meta = ckpt.meta or {}
+    name = args.model_name or meta.get("model")
     if not name:
-        raise CLIError(f"{path}: cannot tell which model it is for; pass --model-name")
-    sd = read_state_dict(path)
-    num_classes = args.num_classes or cfg.get("num_classes")
-    in_chans = args.in_chans or cfg.get("in_chans") or 3
-    kw = {"in_chans": in_chans} | ({"num_classes": num_classes} if num_classes else {})
-    model = create_model(name, **kw)
-    load_checkpoint(model, path) if sd else None
-    return model, in_chans
+        raise CheckpointError(f"{path}: cannot tell which model it is for (no archzoo meta.json beside it); "
+                              "pass --model-name")
+    kwargs = dict(meta.get("model_kwargs") or {}) if meta.get("model") == name else {}
+    kwargs.update(given)
+    model = create_model(name, **kwargs)
+    load_checkpoint(model, ckpt.weights)
+    return model, kwargs.get("in_chans") or get_input_rules(model).channels or 3
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from archzoo.errors import ConfigError
     from archzoo.export import export_model
+    from archzoo.validation import check_input, get_input_rules
 
     model, in_chans = _load(args)
+    if args.img_size is not None:
+        if args.img_size < 1:
+            raise ConfigError(f"--img-size must be a positive integer, got {args.img_size}")
+        size = args.img_size
+    else:
+        fixed = get_input_rules(model).fixed_size
+        size = fixed[0] if fixed else (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1]
+    check_input(model, torch.empty(1, in_chans, size, size, device="meta"))  # before any slow work
     if args.deploy:
         from archzoo.deploy import deploy
 
         model = deploy(model)
         print(f"deploy form: {model.deploy_report}")
-    size = args.img_size or (getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1]
     res = export_model(model, args.format, args.out, img_size=size, in_chans=in_chans)
     print(f"wrote {res.path} ({res.format}); max abs difference vs PyTorch: {res.max_abs_diff:.3e} "
           f"(batch sizes {', '.join(map(str, res.batch_sizes_checked))})")

@@ -8,14 +8,13 @@ import pkgutil
 import sys
 
 import archzoo.cli as cli_pkg
+from archzoo.errors import ArchzooError, CLIError  # CLIError re-exported: its home is archzoo.errors
+
+__all__ = ["main", "build_parser", "ArgumentParser", "CLIError", "error_line"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, with errors that say which command they belong to (exit code 2)."""
-
-
-class CLIError(Exception):
-    """A user error: printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,17 +33,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_plugins(argv: list[str]) -> None:
+    """Import the ``--plugin`` modules before the parser is built: their tasks' and methods' options
+    become flags of ``archzoo train``."""
+    from archzoo.engine.plugins import load_plugins
+
+    specs = [v for flag, v in zip(argv, argv[1:]) if flag == "--plugin"]
+    specs += [a.split("=", 1)[1] for a in argv if a.startswith("--plugin=")]
+    load_plugins(specs)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        _load_plugins(list(sys.argv[1:] if argv is None else argv))
+    except ArchzooError as e:  # a --plugin that cannot be loaded
+        if os.environ.get("ARCHZOO_DEBUG"):
+            raise
+        print(f"archzoo: error: {error_line(e)}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (CLIError, ValueError, KeyError, FileNotFoundError, PermissionError) as e:
+    except ArchzooError as e:  # a problem the user can fix: one line, exit 2. Anything else is a bug: traceback
         if os.environ.get("ARCHZOO_DEBUG"):
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"archzoo {args.command}: error: {msg}", file=sys.stderr)
+        print(f"archzoo {args.command}: error: {error_line(e)}", file=sys.stderr)
         return 2
+
+
+def error_line(e: BaseException) -> str:
+    """The one-line message of an :class:`ArchzooError`. One re-raised by a DataLoader worker carries the
+    worker's traceback in its message: its last line holds the original message."""
+    text = str(e).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if len(lines) > 1 and "Original Traceback" in text:
+        last = lines[-1]
+        prefix = f"{type(e).__module__}.{type(e).__name__}: "
+        for p in (prefix, f"{type(e).__name__}: "):
+            if last.startswith(p):
+                return last[len(p):]
+        return last
+    return " ".join(lines) if lines else type(e).__name__
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+from archzoo.errors import ArchzooError, CLIError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("papers", help="the 58 papers and their status")
     p.add_argument("--markdown", action="store_true", help="print the README's paper table")
     p.add_argument("--write-readme", metavar="README", help="replace the paper table in this README file")
+    p.add_argument("--check", action="store_true",
+                   help="run `archzoo verify` (cached counts) and `archzoo reference check` on every reference file, "
+                        "and record the verdicts in archzoo/papers/_status.toml, which the table reads")
     p.set_defaults(func=run_papers)
 
 
@@ -63,8 +69,10 @@ def run_info(args: argparse.Namespace) -> int:
         checks = {c.what: c for c in (rep.checks if rep else [])}
         rows = [("params (M)", variant.params_m, variant.params_source),
                 ("params (exact)", variant.reference_params, "authors' code"),
-                (f"{variant.flops_kind} (G)", variant.flops_g, variant.flops_source),
-                ("top-1 (%)", variant.top1, variant.top1_source)]
+                (f"{variant.flops_kind} (G)", variant.flops_g, variant.flops_source)]
+        for r in variant.results:
+            what = f"{r.metric} {r.dataset}" + (f" @{r.img_size}" if r.img_size else "") + (f" ({r.setting})" if r.setting else "")
+            rows.append((what, r.value, r.source))
         for what, val, src in rows:
             if val is None:
                 continue
@@ -74,8 +82,13 @@ def run_info(args: argparse.Namespace) -> int:
         console.print(table)
         if rep and rep.error:
             console.print(f"[red]could not count: {rep.error}[/]")
-        if variant.deviation:
-            console.print(f"known deviation: {variant.deviation}")
+        for figure, text in variant.deviations.items():
+            console.print(f"known deviation ({figure}): {text}")
+        for r in variant.results:
+            if r.deviation:
+                console.print(f"known deviation ({r.metric} {r.dataset}): {r.deviation}")
+        if card.claims:
+            console.print(f"claims: {', '.join(f'{card.pid}:{c.id}' for c in card.claims)} (archzoo reproduce)")
         console.print(f"cite: {card.citation()}")
     if cfg is not None:
         keep = ("input_size", "crop_pct", "interpolation", "mean", "std", "num_classes", "first_conv", "classifier", "license")
@@ -83,20 +96,136 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def papers_markdown() -> str:
-    """The README's paper table, generated from the cards."""
+STATUS_FILE = "_status.toml"
+
+
+def status_path():
+    from archzoo.papers import CARD_DIR
+
+    return CARD_DIR / STATUS_FILE
+
+
+def load_status(path=None) -> dict:
+    """The recorded check results (``archzoo papers --check``): {"verify": {slug: {variant name: verdict}},
+    "reference": {file name: {"family": ..., "status": ...}}, ...}; empty when never recorded."""
+    import tomllib
+
+    p = path or status_path()
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def _verdict(rep) -> str:
+    if rep.error:
+        return "error"
+    if not rep.ok:
+        return "FAIL"
+    return "explained" if any(not c.ok for c in rep.checks) else "pass"
+
+
+def check_status(progress: bool = True) -> dict:
+    """Run archzoo verify on every variant and archzoo reference check on every reference file."""
+    import datetime
+    import platform
+
+    import timm
+    import torch
+
+    from archzoo import __version__
+    from archzoo.reference import check_reference, reference_dir
+    from archzoo.verify import verify
+
+    status: dict = {
+        "date": datetime.date.today().isoformat(),
+        "archzoo_version": __version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, timm {timm.__version__}",
+        "verify": {},
+        "reference": {},
+    }
+    for rep in verify(progress=progress):
+        status["verify"].setdefault(rep.card.slug, {})[rep.variant.name] = _verdict(rep)
+    ref_dir = reference_dir()
+    if ref_dir is None:
+        old = load_status().get("reference", {})
+        print("no reference directory found: keeping the recorded reference results")
+        status["reference"] = old
+    else:
+        for f in sorted(ref_dir.glob("*.safetensors")):
+            try:
+                r = check_reference(f)
+                status["reference"][f.name] = {"family": r.family, "status": r.status}
+            except ArchzooError as e:  # an unreadable file: recorded, not fatal
+                status["reference"][f.name] = {"family": "", "status": f"error: {e}"}
+    return status
+
+
+def write_status(status: dict, path=None) -> None:
+    from archzoo.papers import _toml_key, _toml_value
+
+    lines = ["# Generated by `archzoo papers --check` (do not edit): the verdicts of `archzoo verify` and",
+             "# `archzoo reference check` that the README's paper table (`archzoo papers --markdown`) shows.",
+             f"date = {_toml_value(status['date'])}",
+             f"archzoo_version = {_toml_value(status['archzoo_version'])}",
+             f"machine = {_toml_value(status['machine'])}", ""]
+    for slug in sorted(status["verify"]):
+        lines.append(f"[verify.{_toml_key(slug)}]")
+        lines += [f"{_toml_key(name)} = {_toml_value(v)}" for name, v in status["verify"][slug].items()]
+        lines.append("")
+    lines.append("[reference]")
+    lines += [f"{_toml_key(name)} = {_toml_value(v)}" for name, v in sorted(status["reference"].items())]
+    (path or status_path()).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def verified_variants(card) -> list[str]:
+    """Names of the variants `archzoo verify` checks for a card (implemented, with reported numbers)."""
+    return [v.name for v in card.variants if v.implemented and v.has_numbers]
+
+
+def _fraction(k: int, n: int, extra: str = "") -> str:
+    return "-" if n == 0 else f"{k}/{n}{extra}"
+
+
+def papers_markdown(status: dict | None = None) -> str:
+    """The README's paper table, generated from the cards and the recorded check results
+    (``archzoo papers --check`` writes them; reading them keeps this instant)."""
     from archzoo.papers import load_cards
 
-    lines = ["| # | paper | kind | status | models |", "|---|---|---|---|---|"]
+    status = load_status() if status is None else status
+    verdicts = status.get("verify", {})
+    refs = status.get("reference", {})
+    lines = ["| # | paper | kind | status | models | verified | reference files | claims |",
+             "|---|---|---|---|---|---|---|---|"]
     for c in load_cards():
         title = c.title.replace("|", "\\|")
         link = f"[{title}]({c.arxiv_url})" if c.arxiv else title
         n_models = sum(1 for v in c.variants if v.implemented)
         n_missing = sum(1 for v in c.variants if not v.implemented)
         models = f"{n_models}" + (f" (+{n_missing} not yet)" if n_missing else "")
-        status = c.status + (f": {c.status_note}" if c.status_note else "")
-        lines.append(f"| {c.pid} | {link} | {c.kind} | {status.replace('|', '/')} | {models} |")
-    return "\n".join(lines) + "\n"
+        status_text = c.status + (f": {c.status_note}" if c.status_note else "")
+        names = verified_variants(c)
+        got = verdicts.get(c.slug, {})
+        ok = sum(1 for n in names if got.get(n) in ("pass", "explained"))
+        expl = sum(1 for n in names if got.get(n) == "explained")
+        unchecked = sum(1 for n in names if n not in got)
+        verified = _fraction(ok, len(names), (f" ({expl} explained)" if expl else "")
+                             + (f" ({unchecked} unchecked)" if unchecked else ""))
+        files = [r for r in refs.values() if r.get("family") in c.families]
+        reference = _fraction(sum(1 for r in files if r.get("status") == "pass"), len(files))
+        claims = _fraction(sum(1 for cl in c.claims if cl.reproduced), len(c.claims))
+        lines.append(f"| {c.pid} | {link} | {c.kind} | {status_text.replace('|', '/')} | {models} | {verified} "
+                     f"| {reference} | {claims} |")
+    legend = ("\nverified: variants whose parameter/FLOP counts match the paper's (`archzoo verify`; explained: a "
+              "known deviation recorded on the card); reference files: the authors'-code reference vectors of the "
+              "paper's families that archzoo reproduces (`archzoo reference check`); claims: the paper's claims "
+              "reproduced at the full budget (`archzoo reproduce`) / claims on the card. ")
+    if status.get("date"):
+        legend += (f"Checked {status['date']} with archzoo {status.get('archzoo_version', '?')} "
+                   f"({status.get('machine', '?')}) by `archzoo papers --check`.")
+    else:
+        legend += "Not checked yet: run `archzoo papers --check`."
+    return "\n".join(lines) + "\n" + legend + "\n"
 
 
 README_START = "<!-- papers:start (generated by `archzoo papers --write-readme README.md`) -->"
@@ -104,16 +233,25 @@ README_END = "<!-- papers:end -->"
 
 
 def readme_table(readme_text: str) -> str:
-    """The generated part of a README (between the markers); raises ValueError if absent."""
-    try:
-        start = readme_text.index(README_START) + len(README_START)
-        end = readme_text.index(README_END, start)
-    except ValueError:
-        raise ValueError("README has no paper-table markers") from None
+    """The generated part of a README (between the markers); raises CLIError if absent."""
+    start = readme_text.find(README_START)
+    end = readme_text.find(README_END, max(start, 0))
+    if start < 0 or end < 0:
+        raise CLIError(f"the README has no paper-table markers ({README_START} ... {README_END})")
+    start += len(README_START)
     return readme_text[start:end].strip("\n") + "\n"
 
 
 def run_papers(args: argparse.Namespace) -> int:
+    if args.check:
+        status = check_status()
+        write_status(status)
+        bad = sum(1 for d in status["verify"].values() for v in d.values() if v in ("FAIL", "error"))
+        ref_bad = sum(1 for r in status["reference"].values() if r["status"] != "pass")
+        print(f"recorded in {status_path()}: {sum(len(d) for d in status['verify'].values())} variants verified "
+              f"({bad} failing), {len(status['reference'])} reference files ({ref_bad} not passing)")
+        if not (args.write_readme or args.markdown):
+            return 0
     if args.write_readme:
         from pathlib import Path
 
@@ -123,7 +261,9 @@ def run_papers(args: argparse.Namespace) -> int:
         head, rest = text.split(README_START, 1)
         tail = rest.split(README_END, 1)[1]
         path.write_text(f"{head}{README_START}\n{papers_markdown()}{README_END}{tail}", encoding="utf-8")
-        print(f"wrote the paper table ({len(papers_markdown().splitlines()) - 2} papers) into {path}")
+        from archzoo.papers import load_cards
+
+        print(f"wrote the paper table ({len(load_cards())} papers) into {path}")
         return 0
     if args.markdown:
         print(papers_markdown(), end="")

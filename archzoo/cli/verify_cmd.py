@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from archzoo.cli.main import CLIError
+    from archzoo.errors import CLIError
     from archzoo.verify import print_reports, verify
 
     reports = verify(args.patterns, flops=not args.no_flops, cache=not args.no_cache)

@@ -16,7 +16,7 @@ from torchvision import transforms as T
 from archzoo.data.registry import DataBundle, DataError, DataOptions, register_dataset
 from archzoo.data.seeded import EpochSeededDataset
 
-__all__ = ["default_data_root", "count_images", "IMG_EXTENSIONS"]
+__all__ = ["default_data_root", "count_images", "load_image", "IMG_EXTENSIONS"]
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -36,6 +36,17 @@ def count_images(folder: Path) -> tuple[list[str], int]:
         for _, _, files in os.walk(folder / c, followlinks=True):
             n += sum(1 for f in files if f.lower().endswith(IMG_EXTENSIONS))
     return classes, n
+
+
+def load_image(path: str) -> Any:
+    """ImageFolder's loader (PIL, RGB), with a :class:`DataError` naming the file it cannot read."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except OSError as e:  # a missing/unreadable file, or PIL's UnidentifiedImageError (an OSError)
+        raise DataError(f"cannot read image {path}: {e}") from None
 
 
 def _transforms(opt: DataOptions, mean: tuple[float, ...], std: tuple[float, ...], *,
@@ -79,7 +90,10 @@ def build_imagefolder(arg: str | None, opt: DataOptions) -> DataBundle:
         sub = root / wanted[s]
         if not sub.is_dir():
             raise DataError(f"ImageFolder {root} has no {wanted[s]}/ folder (expected {root}/{wanted[s]}/<class>/<image>)")
-        cls, n = count_images(sub)
+        try:
+            cls, n = count_images(sub)
+        except OSError as e:
+            raise DataError(f"cannot read ImageFolder {sub}: {e}") from None
         if n == 0:
             raise DataError(f"ImageFolder {sub} has no images (expected {sub}/<class>/<image> with one of "
                             f"{', '.join(IMG_EXTENSIONS)})")
@@ -92,7 +106,7 @@ def build_imagefolder(arg: str | None, opt: DataOptions) -> DataBundle:
     splits: dict[str, Dataset] = {}
     for s, sub in folders.items():
         try:
-            base = ImageFolder(str(sub), allow_empty=True)
+            base = ImageFolder(str(sub), loader=load_image, allow_empty=True)
         except (FileNotFoundError, OSError) as e:
             raise DataError(f"cannot read ImageFolder {sub}: {str(e).splitlines()[0]}") from None
         is_train = s == "train"

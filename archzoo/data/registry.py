@@ -6,6 +6,8 @@ from typing import Callable
 
 from torch.utils.data import Dataset
 
+from archzoo.errors import DataError  # re-exported: its home is archzoo.errors
+
 __all__ = [
     "DataError",
     "DataOptions",
@@ -18,10 +20,6 @@ __all__ = [
 ]
 
 SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """A data spec that cannot be resolved (unknown name, missing path, empty folder, ...)."""
 
 
 @dataclass(frozen=True)

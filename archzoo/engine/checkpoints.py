@@ -5,9 +5,11 @@ A checkpoint folder holds
 - ``model.safetensors``: the weights (the EMA weights in ``best/`` when the run keeps an EMA, since
   those are the ones it validated), loadable by ``archzoo.load_checkpoint`` / ``archzoo eval``;
 - ``ema.safetensors``: the EMA weights, in ``last/`` of a run with ``--ema``;
-- ``state.pt``: optimizer, scheduler, grad-scaler and every rank's RNG states, a plain dict of
-  tensors and numbers read back with ``torch.load(weights_only=True)`` (never unpickles objects);
-- ``meta.json``: where the run stands (epoch, step, ...), the model's name and config, history.
+- ``state.pt``: the run's :class:`archzoo.engine.state.TrainState` (position, training-log sums,
+  history, best, every rank's RNG, optimizer/scheduler/grad-scaler), plain data read back with
+  ``torch.load(weights_only=True)`` (never unpickles objects);
+- ``meta.json``: what the weights are (format, task, model name and ``create_model`` kwargs), for
+  ``archzoo eval`` and ``archzoo.load_checkpoint`` to rebuild the model without reading ``state.pt``.
 
 Several files must change together, so a checkpoint is written into a temporary folder that is then
 renamed into place (``last`` -> ``.last.old``, temp -> ``last``, drop ``.last.old``). A SIGKILL at any
@@ -28,52 +30,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from archzoo.checkpoint import CheckpointError, atomic_write, read_state_dict, save_safetensors
+from archzoo.engine.state import TrainState
+from archzoo.errors import CheckpointError
+from archzoo.io import save_safetensors, write_json
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "save_checkpoint_dir",
     "find_checkpoint",
-    "load_state_file",
     "read_meta",
     "rng_state",
     "set_rng_state",
-    "write_json",
     "resolve_checkpoint",
     "ResolvedCheckpoint",
     "clean_stale_temp",
-    "publish",
+    "model_weights",
 ]
 
-CHECKPOINT_FORMAT = "archzoo-checkpoint/1"
+CHECKPOINT_FORMAT = "archzoo-checkpoint/2"
 WEIGHTS = "model.safetensors"
 EMA_WEIGHTS = "ema.safetensors"
-STATE = "state.pt"
 META = "meta.json"
-
-
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def publish(path: str | Path) -> Path:
-    """Give a file written through a temp file (``mkstemp``: mode 0600) the usual 0666 & ~umask."""
-    try:
-        os.chmod(path, 0o666 & ~_UMASK)
-    except OSError:
-        pass
-    return Path(path)
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Atomically write ``obj`` as indented JSON."""
-    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    return publish(atomic_write(path, write))
 
 
 def rng_state() -> dict[str, Any]:
@@ -117,7 +94,7 @@ def save_checkpoint_dir(
     *,
     weights: dict[str, torch.Tensor],
     meta: dict[str, Any],
-    state: dict[str, Any] | None = None,
+    state: TrainState | None = None,
     ema_weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write checkpoint ``run_dir/name/`` atomically (see the module docstring)."""
@@ -131,10 +108,8 @@ def save_checkpoint_dir(
         if ema_weights is not None:
             save_safetensors(ema_weights, tmp / EMA_WEIGHTS, metadata=str_meta)
         if state is not None:
-            atomic_write(tmp / STATE, lambda t: torch.save(state, t))
+            state.save(tmp)
         write_json(tmp / META, {"format": CHECKPOINT_FORMAT, **meta})
-        for f in tmp.iterdir():
-            publish(f)
         if final.exists():
             if old.exists():
                 shutil.rmtree(old)
@@ -165,18 +140,6 @@ def read_meta(ckpt_dir: str | Path) -> dict[str, Any]:
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{p} is not an archzoo checkpoint (format {meta.get('format')!r})")
     return meta
-
-
-def load_state_file(ckpt_dir: str | Path) -> dict[str, Any]:
-    """The optimizer/scheduler/RNG state of a checkpoint, read with ``weights_only=True``."""
-    p = Path(ckpt_dir) / STATE
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {ckpt_dir} has no {STATE}: it cannot be resumed")
-    try:
-        return torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or something that is not plain data
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"cannot read {p} with weights_only=True: {msg}") from None
 
 
 class ResolvedCheckpoint:
@@ -226,7 +189,3 @@ def model_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict to save: DDP's ``module.`` unwrapped, tensors moved to the CPU."""
     m = model.module if hasattr(model, "module") and isinstance(getattr(model, "module"), nn.Module) else model
     return {k: v.detach().cpu() for k, v in m.state_dict().items()}
-
-
-def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    return read_state_dict(path)

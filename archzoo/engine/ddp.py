@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler, Sampler
 
+from archzoo.errors import ConfigError
+
 __all__ = [
     "DistInfo",
     "init_distributed",
@@ -50,10 +52,10 @@ def _pick_device(requested: str, local_rank: int) -> torch.device:
         return torch.device("cpu")
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {requested} requested but CUDA is not available")
+            raise ConfigError(f"--device {requested} requested but CUDA is not available")
         return torch.device(requested if ":" in requested else f"cuda:{local_rank}")
     if requested != "auto":
-        raise ValueError(f"--device must be auto, cpu or cuda[:N], got {requested!r}")
+        raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {requested!r}")
     return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
 

@@ -9,7 +9,11 @@ Exact resumption rests on three things:
 2. state: weights, EMA, optimizer, grad scaler and every rank's RNG states are checkpointed at each
    epoch end and, with ``ckpt_steps``, every N steps inside an epoch; the learning rate is a pure
    function of the global step (timm's scheduler, ``step_update(step)`` before every update);
-3. the running sums of the epoch's training metrics travel with the checkpoint too.
+3. the running sums of the epoch's training logs travel with the checkpoint too.
+
+The loop knows nothing of any task: the task (:mod:`archzoo.engine.plugins`, registered by name)
+provides data, model, the training step's loss and logged values, evaluation and the primary metric;
+methods change the model before training or wrap the training step.
 
 On the CPU with the same seed and thread count, the resumed run's weights equal the uninterrupted
 run's bit for bit (``tests/engine/test_resume.py``). On GPUs the same holds with ``--deterministic``
@@ -23,6 +27,7 @@ import platform
 import random
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,9 +39,8 @@ from torch.utils.data import DataLoader
 
 import archzoo
 from archzoo.checkpoint import load_state_dict_strict, read_state_dict
-from archzoo.data import DataOptions, build_data
 from archzoo.engine import checkpoints as ck
-from archzoo.engine.config import ConfigError, TrainConfig
+from archzoo.engine.config import TrainConfig
 from archzoo.engine.ddp import (
     DistInfo,
     ResumableDistributedSampler,
@@ -47,32 +51,25 @@ from archzoo.engine.ddp import (
     gather_objects,
     init_distributed,
 )
-from archzoo.engine.evaluate import EvalResult, autocast_context, eval_loader, evaluate
-from archzoo.engine.modeling import build_model, load_init_checkpoint, resolve_model_kwargs, zero_classifier
+from archzoo.engine.evaluate import CheckpointEvaluation, autocast_context, eval_loader, evaluate
 from archzoo.engine.plots import plot_curves
+from archzoo.engine.plugins import EvalOutput, Method, StepOutput, Task, build_options, get_method, get_task, load_plugins, move_batch
 from archzoo.engine.progress import RunConsole
-from archzoo.engine.rundir import (
-    RunDirError,
-    check_writable,
-    create_run_dir,
-    plan_run_dir,
-    remove_created,
-    write_csv,
-)
+from archzoo.engine.rundir import check_writable, create_run_dir, plan_run_dir, remove_created
+from archzoo.engine.state import TrainState
+from archzoo.errors import CheckpointError, ConfigError, DivergedError, RunDirError
+from archzoo.io import write_csv, write_json
 
-__all__ = ["train", "TrainResult", "METRIC_COLUMNS", "resolve_amp"]
-
-METRIC_COLUMNS = (
-    "epoch", "steps", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "epoch_seconds", "images_per_s",
-)
+__all__ = ["train", "TrainResult", "resolve_amp", "resolve_plugins", "metric_columns", "epochs_done"]
 
 
 @dataclass
 class TrainResult:
     run_dir: Path
     best_epoch: int
-    best_val_acc: float
-    test: EvalResult | None
+    best_metric: str          # the task's primary metric
+    best_value: float | None  # its best validation value
+    test: EvalOutput | None   # the test split, evaluated on the best checkpoint
     test_split: str
     seconds: float
     summary: dict[str, Any]
@@ -113,15 +110,58 @@ def _debug_pause(global_step: int) -> None:
             time.sleep(3600)
 
 
+def resolve_plugins(cfg: TrainConfig) -> tuple[Task, list[Method]]:
+    """The run's task and methods, built from ``cfg`` (plug-ins loaded first). Fills what the user
+    left unset (model, input size, full option tables) into ``cfg``, which is then validated."""
+    cfg.plugins = [str(Path(p).expanduser().resolve()) if p.endswith(".py") else p for p in cfg.plugins]
+    load_plugins(cfg.plugins)  # files by absolute path: --resume and `archzoo eval` may run elsewhere
+    task_cls = get_task(cfg.task)
+    task_opts = build_options(task_cls.Options, cfg.task_options, f"task {cfg.task}")
+    cfg.task_options = dataclasses.asdict(task_opts)
+    method_objs = []
+    for name in cfg.methods:
+        m_cls = get_method(name)
+        if m_cls.tasks is not None and cfg.task not in m_cls.tasks:
+            raise ConfigError(f"method {name} works with task(s) {', '.join(m_cls.tasks)}, not {cfg.task}")
+        opts = build_options(m_cls.Options, cfg.method_options.get(name), f"method {name}")
+        cfg.method_options[name] = dataclasses.asdict(opts)
+        method_objs.append(m_cls(opts, cfg))
+    for m in method_objs:
+        m.configure(cfg)
+    if cfg.model is None:
+        if not task_cls.default_model:
+            raise ConfigError(f"task {cfg.task} has no default model: pass --model")
+        cfg.model = task_cls.default_model
+    if cfg.img_size is None:
+        cfg.img_size = task_cls.default_img_size
+    cfg.validate()
+    return task_cls(task_opts, cfg), method_objs
+
+
+def metric_columns(task: Task, methods: list[Method]) -> tuple[list[str], list[str]]:
+    """The training-log keys and the ``metrics.csv`` columns of a run of ``task`` with ``methods``."""
+    keys = list(dict.fromkeys([*task.train_logs, *(k for m in methods for k in m.train_logs)]))
+    cols = ["epoch", "steps", "lr", *(f"train_{k}" for k in keys), *(f"val_{k}" for k in task.eval_keys),
+            "epoch_seconds", "samples_per_s"]
+    return keys, cols
+
+
+def _as_float(v: Any) -> float:
+    return float(v.detach().float().item()) if isinstance(v, torch.Tensor) else float(v)
+
+
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, dist_info: DistInfo, *, output: str | Path, name: str | None,
-                 resume_dir: Path | None, console: RunConsole) -> None:
+    def __init__(self, cfg: TrainConfig, task: Task, methods: list[Method], dist_info: DistInfo, *,
+                 output: str | Path, name: str | None, resume_dir: Path | None, console: RunConsole) -> None:
         self.cfg = cfg
+        self.task = task
+        self.methods = methods
         self.dist = dist_info
         self.console = console
         self.resume_dir = resume_dir
         self.device = dist_info.device
         self.written: list[str] = []  # files this process wrote (rank 0 only; traced for tests)
+        self.log_keys, self.columns = metric_columns(task, methods)
 
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -133,28 +173,21 @@ class _Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
 
         # -- everything that can fail on user input happens before the run folder exists --------
-        self.data = build_data(cfg.data, DataOptions(cfg.img_size, cfg.in_chans, cfg.download, cfg.augment))
+        self.data = task.build_data()
         self.train_ds = self.data.split("train")
         per_rank = len(self.train_ds) // dist_info.world_size  # type: ignore[arg-type]
         self.steps_per_epoch = per_rank // cfg.batch_size
         if self.steps_per_epoch < 1:
             raise ConfigError(
-                f"the training split has {len(self.train_ds)} images: too few for --batch-size {cfg.batch_size} "  # type: ignore[arg-type]
+                f"the training split has {len(self.train_ds)} samples: too few for --batch-size {cfg.batch_size} "  # type: ignore[arg-type]
                 f"on {dist_info.world_size} process(es)"
             )
-        extra = dict(cfg.model_kwargs)
-        if cfg.drop_path:
-            extra["drop_path_rate"] = cfg.drop_path
-        self.model_kwargs = resolve_model_kwargs(cfg.model, self.data.num_classes, cfg.in_chans, cfg.img_size, extra)
+        self.model_kwargs = task.model_kwargs(self.data)
         _seed_all(cfg.seed)  # same initial weights on every rank
-        self.net = build_model(cfg.model, self.model_kwargs)
-        self.init_skipped: list[str] = []
-        if cfg.init_checkpoint and resume_dir is None:
-            self.init_skipped = load_init_checkpoint(self.net, cfg.init_checkpoint, cfg.model)
-            if cfg.zero_head and self.init_skipped:
-                zero_classifier(self.net, only=self.init_skipped)
-        elif cfg.zero_head:
-            zero_classifier(self.net)
+        self.net = task.build_model(self.model_kwargs)
+        self.init_notes: list[str] = []
+        if resume_dir is None:
+            self.init_notes = task.init_weights(self.net, cfg.init_checkpoint)
         self.resume_ckpt: Path | None = None
         if resume_dir is not None:
             check_writable(resume_dir)
@@ -181,6 +214,7 @@ class _Trainer:
     def _write_config(self) -> None:
         import timm
 
+        d = self.data
         payload = {
             "archzoo_version": archzoo.__version__,
             "train": self.cfg.to_dict(),
@@ -188,104 +222,108 @@ class _Trainer:
                 "world_size": self.dist.world_size,
                 "device": str(self.device),
                 "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
-                "data": self.data.spec,
-                "data_sources": self.data.sources,
-                "num_classes": self.data.num_classes,
-                "class_names": self.data.class_names,
-                "input_size": list(self.data.input_size),
-                "mean": list(self.data.mean),
-                "std": list(self.data.std),
+                "data": d.spec,
+                "data_sources": d.sources,
+                "num_classes": d.num_classes,
+                "class_names": d.class_names,
+                "input_size": list(d.input_size),
+                "mean": list(d.mean),
+                "std": list(d.std),
                 "model_kwargs": self.model_kwargs,
                 "steps_per_epoch": self.steps_per_epoch,
-                "test_split": self.data.test_split,
+                "test_split": d.test_split,
+                "metric_columns": self.columns,
+                "primary_metric": self.task.primary,
                 "torch": torch.__version__,
                 "timm": timm.__version__,
                 "python": platform.python_version(),
             },
         }
-        self._wrote(ck.write_json(self.run_dir / "config.json", payload))
+        self._wrote(write_json(self.run_dir / "config.json", payload))
 
     def _write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        self._wrote(write_csv(self.run_dir / "metrics.csv", rows, METRIC_COLUMNS))
+        self._wrote(write_csv(self.run_dir / "metrics.csv", rows, self.columns))
         try:
-            self._wrote(plot_curves(rows, self.run_dir / "curves.png", title=f"{self.cfg.model} on {self.data.spec}"))
+            self._wrote(plot_curves(rows, self.run_dir / "curves.png", title=f"{self.cfg.model} on {self.data.spec}",
+                                    metric=self.task.primary, metric_label=self.task.primary_label))
         except Exception as e:  # a figure must never stop training
             self.console.warn(f"could not draw curves.png: {e}")
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def _save(self, names: list[str], *, epoch: int, step: int, global_step: int, accum: torch.Tensor,
-              history: list[dict[str, Any]], best: dict[str, Any]) -> None:
+    def _save(self, names: list[str], st: TrainState, sums: torch.Tensor) -> None:
         # collectives first, on every rank
-        rngs = gather_objects(ck.rng_state())
-        accums = gather_objects(accum.tolist())
+        st.rng = gather_objects(ck.rng_state())
+        st.sums = gather_objects(sums.tolist())
         if not self.dist.is_main:
             return
         net = _unwrap(self.model)
-        state = {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": rngs,
-        }
-        meta = {
-            "model": self.cfg.model,
-            "model_kwargs": self.model_kwargs,
-            "epoch": epoch,
-            "step_in_epoch": step,
-            "global_step": global_step,
-            "steps_per_epoch": self.steps_per_epoch,
-            "world_size": self.dist.world_size,
-            "accum": accums,
-            "history": history,
-            "best": best,
-        }
+        st.optimizer = self.optimizer.state_dict()
+        st.scheduler = self.scheduler.state_dict() if self.scheduler is not None else None
+        st.scaler = self.scaler.state_dict() if self.scaler is not None else None
+        meta = {"task": self.cfg.task, "model": self.cfg.model, "model_kwargs": self.model_kwargs}
         for name in names:
             if name == "best":
                 # best/ holds the weights that were validated: the EMA's when the run keeps one
                 weights = ck.model_weights(self.ema.module if self.ema is not None else net)
                 m = {**meta, "weights": "ema" if self.ema is not None else "model"}
-                path = ck.save_checkpoint_dir(self.run_dir, "best", weights=weights, meta=m, state=state)
+                path = ck.save_checkpoint_dir(self.run_dir, "best", weights=weights, meta=m, state=st)
             else:
                 ema_w = ck.model_weights(self.ema.module) if self.ema is not None else None
                 path = ck.save_checkpoint_dir(self.run_dir, name, weights=ck.model_weights(net), meta={**meta, "weights": "model"},
-                                              state=state, ema_weights=ema_w)
+                                              state=st, ema_weights=ema_w)
             self._wrote(path)
+        self._ckpt_written = True
 
-    def _restore(self) -> tuple[int, int, int, torch.Tensor, list[dict[str, Any]], dict[str, Any]]:
+    def _restore(self) -> tuple[TrainState, torch.Tensor]:
         assert self.resume_ckpt is not None
         meta = ck.read_meta(self.resume_ckpt)
         if meta.get("model") != self.cfg.model:
-            raise ck.CheckpointError(f"{self.resume_ckpt} is a checkpoint of {meta.get('model')}, not {self.cfg.model}")
+            raise CheckpointError(f"{self.resume_ckpt} is a checkpoint of {meta.get('model')}, not {self.cfg.model}")
+        st = TrainState.load(self.resume_ckpt)
         net = _unwrap(self.model)
         load_state_dict_strict(net, read_state_dict(self.resume_ckpt / ck.WEIGHTS), what=f"checkpoint {self.resume_ckpt}")
         if self.ema is not None:
             ema_path = self.resume_ckpt / ck.EMA_WEIGHTS
             load_state_dict_strict(self.ema.module, read_state_dict(ema_path), what=f"EMA checkpoint {ema_path}")
-        state = ck.load_state_file(self.resume_ckpt)
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None and state.get("scaler") is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        rngs = state.get("rng") or []
-        same_world = meta.get("world_size") == self.dist.world_size and len(rngs) == self.dist.world_size
-        if same_world:
-            ck.set_rng_state(rngs[self.dist.rank])
-            accum = torch.tensor(meta["accum"][self.dist.rank], dtype=torch.float64)
+        self.optimizer.load_state_dict(st.optimizer)
+        if self.scheduler is not None and st.scheduler is not None:
+            self.scheduler.load_state_dict(st.scheduler)
+        if self.scaler is not None and st.scaler is not None:
+            self.scaler.load_state_dict(st.scaler)
+        same_world = st.world_size == self.dist.world_size and len(st.rng) == self.dist.world_size
+        if same_world and st.log_keys == self.log_keys:
+            ck.set_rng_state(st.rng[self.dist.rank])
+            sums = torch.tensor(st.sums[self.dist.rank], dtype=torch.float64)
         else:
             self.console.warn(
-                f"the run was checkpointed with {meta.get('world_size')} process(es) and resumes with "
+                f"the run was checkpointed with {st.world_size} process(es) and resumes with "
                 f"{self.dist.world_size}: it continues, but not bit for bit"
             )
-            _seed_all(self.cfg.seed + 7919 * self.dist.rank + meta["global_step"])
-            accum = torch.zeros(3, dtype=torch.float64)
-        if meta.get("steps_per_epoch") != self.steps_per_epoch and meta["step_in_epoch"]:
-            raise ck.CheckpointError(
-                f"{self.resume_ckpt} was saved mid-epoch with {meta.get('steps_per_epoch')} steps per epoch; "
+            _seed_all(self.cfg.seed + 7919 * self.dist.rank + st.global_step)
+            sums = self._zero_sums()
+        if st.steps_per_epoch != self.steps_per_epoch and st.step_in_epoch:
+            raise CheckpointError(
+                f"{self.resume_ckpt} was saved mid-epoch with {st.steps_per_epoch} steps per epoch; "
                 f"this setup has {self.steps_per_epoch}: resume with the same number of processes"
             )
-        return (int(meta["epoch"]), int(meta["step_in_epoch"]), int(meta["global_step"]), accum,
-                list(meta.get("history", [])), dict(meta.get("best") or {}))
+        return st, sums
+
+    def _zero_sums(self) -> torch.Tensor:
+        return torch.zeros(2 * len(self.log_keys), dtype=torch.float64)  # per key: sum of value x n, n
+
+    def _train_row(self, sums: torch.Tensor) -> dict[str, float | None]:
+        row: dict[str, float | None] = {}
+        for i, k in enumerate(self.log_keys):
+            n = float(sums[2 * i + 1])
+            row[f"train_{k}"] = round(float(sums[2 * i]) / n, 6) if n else None
+        return row
+
+    def _step_fn(self) -> Any:
+        """The training step: the task's, wrapped by each method (the first given is the outermost)."""
+        step = self.task.training_step
+        for m in reversed(self.methods):
+            step = (lambda m, inner: lambda model, batch: m.training_step(self.task, model, batch, inner))(m, step)
+        return step
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -312,20 +350,17 @@ class _Trainer:
     _ckpt_written = False
 
     def _run(self) -> TrainResult:
-        cfg, d, console = self.cfg, self.dist, self.console
+        cfg, d, console, task = self.cfg, self.dist, self.console, self.task
         t_start = time.perf_counter()
         self.net.to(self.device)
         if cfg.channels_last:
             self.net.to(memory_format=torch.channels_last)
-        if cfg.freeze_bn or cfg.convbn:
-            from archzoo.methods.convbn import freeze_batchnorm, set_mode
-
-            if cfg.freeze_bn:
-                freeze_batchnorm(self.net)
-            if cfg.convbn:
-                x = torch.randn(2, cfg.in_chans, cfg.img_size, cfg.img_size, device=self.device)
-                n = set_mode(self.net, cfg.convbn, x)
-                console.note(f"ConvBN: {n} Conv-BatchNorm pair(s) in {cfg.convbn} mode")
+        if self.methods:
+            example = task.example_batch(self.data, self.device)
+            for m in self.methods:
+                note = m.setup(self.net, task, example)
+                if note:
+                    console.note(note)
         _seed_all(cfg.seed + 7919 * d.rank)  # per-rank stream for dropout / drop-path
 
         from timm.optim import create_optimizer_v2
@@ -351,35 +386,36 @@ class _Trainer:
             self.model = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device] if self.device.type == "cuda" else None
             )
-        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        step_fn = self._step_fn()
 
-        start_epoch, start_step, global_step = 0, 0, 0
-        accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, images (this rank, this epoch)
-        history: list[dict[str, Any]] = []
-        best: dict[str, Any] = {"epoch": None, "val_acc": -1.0}
+        st = TrainState(steps_per_epoch=self.steps_per_epoch, world_size=d.world_size, log_keys=list(self.log_keys),
+                        best={"epoch": None, "metric": task.primary, "value": None})
+        sums = self._zero_sums()  # this rank, this epoch
         if self.resume_ckpt is not None:
-            start_epoch, start_step, global_step, accum, history, best = self._restore()
-            console.line(f"resuming {self.run_dir} at epoch {start_epoch + 1}, step {start_step} (global step {global_step})")
+            st, sums = self._restore()
+            st.steps_per_epoch, st.world_size, st.log_keys = self.steps_per_epoch, d.world_size, list(self.log_keys)
+            console.line(f"resuming {self.run_dir} at epoch {st.epoch + 1}, step {st.step_in_epoch} (global step {st.global_step})")
         elif self.resume_dir is not None:
             console.line(f"{self.run_dir} has no checkpoint yet: starting it from the beginning")
         if d.is_main:
             ck.clean_stale_temp(self.run_dir)
             if self.resume_dir is None:
                 self._write_config()
-            if history:
-                self._write_metrics(history)
+            if st.history:
+                self._write_metrics(st.history)
             elif (self.run_dir / "metrics.csv").exists():
                 (self.run_dir / "metrics.csv").unlink()
         if self.resume_dir is None:
             console.line(
-                f"training {cfg.model} ({sum(p.numel() for p in self.net.parameters()):,} parameters) on "
+                f"training {cfg.model} ({sum(p.numel() for p in self.net.parameters()):,} parameters) for {cfg.task}"
+                f"{' with ' + ', '.join(cfg.methods) if cfg.methods else ''} on "
                 f"{self.data.spec} {'x'.join(map(str, self.data.input_size))}: {cfg.epochs} epochs x "
-                f"{self.steps_per_epoch} steps x {cfg.batch_size} images x {d.world_size} process(es); "
+                f"{self.steps_per_epoch} steps x {cfg.batch_size} samples x {d.world_size} process(es); "
                 f"device {self.device}{', ' + str(self.amp_dtype).replace('torch.', '') if self.amp_dtype else ''}; "
                 f"run folder {self.run_dir}"
             )
-            if self.init_skipped:
-                console.line(f"initialised from {cfg.init_checkpoint}; new classifier: {', '.join(self.init_skipped)}")
+            for note in self.init_notes:
+                console.line(note)
 
         sampler = ResumableDistributedSampler(self.train_ds, num_replicas=d.world_size, rank=d.rank, seed=cfg.seed)
         self.train_ds.set_seed(cfg.seed)  # type: ignore[attr-defined]
@@ -387,13 +423,14 @@ class _Trainer:
         trace: dict[str, Any] = {"rank": d.rank, "world_size": d.world_size, "indices": {}}
         best_weights: dict[str, torch.Tensor] | None = None
         steps = self.steps_per_epoch
+        start_epoch, start_step = st.epoch, st.step_in_epoch
 
         for epoch in range(start_epoch, cfg.epochs):
-            if cfg.max_steps and global_step >= cfg.max_steps:
+            if cfg.max_steps and st.global_step >= cfg.max_steps:
                 break
             skip = start_step if epoch == start_epoch else 0
             if skip == 0:
-                accum = torch.zeros(3, dtype=torch.float64)
+                sums = self._zero_sums()
             sampler.set_epoch(epoch)
             sampler.set_start(skip * cfg.batch_size)
             self.train_ds.set_epoch(epoch)  # type: ignore[attr-defined]
@@ -407,25 +444,15 @@ class _Trainer:
             self.model.train()
             console.start(f"epoch {epoch + 1}/{cfg.epochs}", total=steps, completed=skip)
             t0, seen, done = time.perf_counter(), 0, skip
-            for step, (x, y) in enumerate(loader, start=skip):
-                x = x.to(self.device, non_blocking=True)
-                y = y.to(self.device, non_blocking=True)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+            for step, batch in enumerate(loader, start=skip):
+                batch = move_batch(batch, self.device, cfg.channels_last)
                 if self.scheduler is not None:
-                    self.scheduler.step_update(num_updates=global_step)
+                    self.scheduler.step_update(num_updates=st.global_step)
                 with autocast_context(self.device, self.amp_dtype):
-                    if cfg.train_sizes:
-                        from archzoo.methods.multires import multires_forward
-
-                        mr = multires_forward(self.model, x, y, cfg.train_sizes, criterion=criterion,
-                                              alpha=cfg.consistency_weight)
-                        loss, out = mr.loss, mr.logits[0]  # logits at the largest size, for train accuracy
-                    else:
-                        out = self.model(x)
-                        loss = criterion(out, y)
+                    out: StepOutput = step_fn(self.model, batch)
+                loss = out.loss
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr or add --clip-grad")
+                    raise DivergedError(f"loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower --lr or add --clip-grad")
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.scaler is not None:
                     self.scaler.scale(loss).backward()
@@ -439,59 +466,54 @@ class _Trainer:
                     if cfg.clip_grad:
                         nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip_grad)
                     self.optimizer.step()
-                global_step += 1
+                st.global_step += 1
                 if self.ema is not None:
-                    self.ema.update(self.net, step=global_step)
-                n = y.numel()
-                lval = float(loss.detach().float().item())
-                accum += torch.tensor([lval * n, float((out.detach().argmax(1) == y).sum().item()), float(n)], dtype=torch.float64)
+                    self.ema.update(self.net, step=st.global_step)
+                n = int(out.n)
+                add = torch.zeros_like(sums)
+                for i, k in enumerate(self.log_keys):
+                    if k in out.logs:
+                        add[2 * i] = _as_float(out.logs[k]) * n
+                        add[2 * i + 1] = n
+                sums += add
                 seen += n
-                console.advance(1, loss=lval, ips=seen * d.world_size / max(time.perf_counter() - t0, 1e-9))
+                console.advance(1, loss=_as_float(loss), ips=seen * d.world_size / max(time.perf_counter() - t0, 1e-9))
                 if cfg.ckpt_steps and (step + 1) % cfg.ckpt_steps == 0 and step + 1 < steps:
-                    self._save(["last"], epoch=epoch, step=step + 1, global_step=global_step, accum=accum,
-                               history=history, best=best)
-                    self._ckpt_written = True
-                _debug_pause(global_step)
+                    st.epoch, st.step_in_epoch = epoch, step + 1
+                    self._save(["last"], st, sums)
+                _debug_pause(st.global_step)
                 done = step + 1
-                if cfg.max_steps and global_step >= cfg.max_steps:
+                if cfg.max_steps and st.global_step >= cfg.max_steps:
                     break
             console.stop()
             partial = done < steps  # stopped by --max-steps: checkpoint the position inside the epoch
             epoch_s = time.perf_counter() - t0
 
-            tot = all_reduce_sum(accum.clone().to(self.device)).cpu()
+            tot = all_reduce_sum(sums.clone().to(self.device)).cpu()
             eval_net = self.ema.module if self.ema is not None else self.net
-            val = evaluate(eval_net, val_loader, self.data.num_classes, d, amp_dtype=self.amp_dtype,
-                           channels_last=cfg.channels_last)
-            row = {
-                "epoch": epoch + 1,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "train_loss": round(float(tot[0] / max(tot[2], 1)), 6),
-                "train_acc": round(float(100 * tot[1] / max(tot[2], 1)), 4),
-                "val_loss": round(val.loss, 6),
-                "val_acc": round(val.top1, 4),
-                "val_top5": round(val.topk, 4),
-                "epoch_seconds": round(epoch_s, 3),
-                "images_per_s": round(seen * d.world_size / max(epoch_s, 1e-9), 1),
-            }
-            row["steps"] = done
-            history = [r for r in history if r["epoch"] != epoch + 1]  # a partial row is replaced on resume
-            history.append(row)
-            improved = val.top1 > best["val_acc"]
+            val = evaluate(task, eval_net, val_loader, self.data, d, amp_dtype=self.amp_dtype, channels_last=cfg.channels_last)
+            row: dict[str, Any] = {"epoch": epoch + 1, "steps": done, "lr": self.optimizer.param_groups[0]["lr"],
+                                   **self._train_row(tot)}
+            row.update({f"val_{k}": round(v, 6) for k, v in val.metrics.items() if k in task.eval_keys})
+            row["epoch_seconds"] = round(epoch_s, 3)
+            row["samples_per_s"] = round(seen * d.world_size / max(epoch_s, 1e-9), 1)
+            st.history = [r for r in st.history if r["epoch"] != epoch + 1]  # a partial row is replaced on resume
+            st.history.append(row)
+            value = val.metrics.get(task.primary)
+            improved = value is not None and value == value and task.better(value, st.best.get("value"))
             if improved:
-                best = {"epoch": epoch + 1, "val_acc": val.top1}
+                st.best = {"epoch": epoch + 1, "metric": task.primary, "value": value}
                 # every rank keeps the best weights in memory: other nodes may not see rank 0's disk
                 best_weights = {k: v.clone() for k, v in ck.model_weights(eval_net).items()}
             if d.is_main:
-                self._write_metrics(history)
+                self._write_metrics(st.history)
             # a partial epoch is saved at its position inside the epoch, so that --resume finishes it
-            self._save((["best"] if improved else []) + ["last"], epoch=epoch if partial else epoch + 1,
-                       step=done if partial else 0, global_step=global_step,
-                       accum=accum if partial else torch.zeros(3, dtype=torch.float64), history=history, best=best)
-            self._ckpt_written = True
+            st.epoch, st.step_in_epoch = (epoch, done) if partial else (epoch + 1, 0)
+            self._save((["best"] if improved else []) + ["last"], st, sums if partial else self._zero_sums())
+            train_part = "  ".join(f"{k} {row[f'train_{k}']:.4f}" for k in self.log_keys if row.get(f"train_{k}") is not None)
             console.line(
-                f"epoch {epoch + 1}/{cfg.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}%  "
-                f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}%  ({epoch_s:.1f}s, {row['images_per_s']:.0f} img/s)"
+                f"epoch {epoch + 1}/{cfg.epochs}  train {train_part}  val {task.describe_result(val)}  "
+                f"({epoch_s:.1f}s, {row['samples_per_s']:.0f}/s)"
                 + ("  *best*" if improved else "")
                 + (f"  (stopped at step {done}/{steps}: --max-steps {cfg.max_steps})" if partial else "")
             )
@@ -505,43 +527,57 @@ class _Trainer:
             if best_dir is not None:
                 best_weights = read_state_dict(best_dir / ck.WEIGHTS)
         test = None
+        test_split = self.data.test_split
         if best_weights is not None:
             eval_net = self.ema.module if self.ema is not None else self.net
             load_state_dict_strict(eval_net, best_weights, what="best weights")
-            test = evaluate(eval_net, eval_loader(self.data.split("test"), cfg.eval_batch_size, d, cfg.workers),
-                            self.data.num_classes, d, amp_dtype=self.amp_dtype, channels_last=cfg.channels_last)
+            test = evaluate(task, eval_net, eval_loader(self.data.split("test"), cfg.eval_batch_size, d, cfg.workers),
+                            self.data, d, amp_dtype=self.amp_dtype, channels_last=cfg.channels_last)
+            if d.is_main:
+                report = CheckpointEvaluation(test, cfg.task, cfg.model, self.data.spec, test_split,
+                                              self.run_dir / "best" / ck.WEIGHTS)
+                self._wrote(write_json(self.run_dir / "eval" / "best-test.json", report.as_dict()))
+                try:
+                    for p in task.save_results(test, self.data, self.run_dir / "eval", "best-test",
+                                               title=f"{cfg.model} on {self.data.spec} {test_split}: {task.describe_result(test)}"):
+                        self._wrote(p)
+                except Exception as e:  # a figure must never lose a finished run
+                    console.warn(f"could not save the test figures: {e}")
         seconds = time.perf_counter() - t_start
-        summary = {
+        summary: dict[str, Any] = {
+            "task": cfg.task,
+            "methods": list(cfg.methods),
             "model": cfg.model,
             "data": self.data.spec,
             "epochs": cfg.epochs,
-            "best_epoch": best.get("epoch"),
-            "best_val_acc": best.get("val_acc"),
-            "test_split": self.data.test_split,
-            "test_acc": test.top1 if test else None,
-            "test_top5": test.topk if test else None,
-            "test_images": test.n if test else None,
+            "primary_metric": task.primary,
+            "best_epoch": st.best.get("epoch"),
+            f"best_val_{task.primary}": st.best.get("value"),
+            "test_split": test_split,
+            **{f"test_{k}": v for k, v in (test.metrics.items() if test else ())},
+            "test_samples": test.n if test else None,
             "seconds_this_session": round(seconds, 2),
-            "global_step": global_step,
+            "global_step": st.global_step,
             "world_size": d.world_size,
             "threads": cfg.threads,
         }
         if d.is_main:
-            self._wrote(ck.write_json(self.run_dir / "summary.json", summary))
+            self._wrote(write_json(self.run_dir / "summary.json", summary))
+        best_v = st.best.get("value")
         rows = [
             ("model", cfg.model),
+            ("task", cfg.task + (f" with {', '.join(cfg.methods)}" if cfg.methods else "")),
             ("data", f"{self.data.spec} ({'x'.join(map(str, self.data.input_size))})"),
             ("epochs", str(cfg.epochs)),
-            ("best val top-1", f"{best.get('val_acc', 0):.2f}% (epoch {best.get('epoch')})"),
+            (f"best val {task.primary}", f"{best_v:.4g} (epoch {st.best.get('epoch')})" if best_v is not None else "-"),
         ]
         if test is not None:
-            rows.append((f"{self.data.test_split} top-1 (best checkpoint)", f"{test.top1:.2f}% of {test.n} images"))
-            rows.append((f"{self.data.test_split} top-{test.k}", f"{test.topk:.2f}%"))
+            rows.append((f"{test_split} (best checkpoint, {test.n} samples)", task.describe_result(test)))
         rows += [("time", f"{seconds:.1f}s"), ("run folder", str(self.run_dir))]
         console.table("archzoo train: summary", rows)
         self._trace(trace)
-        return TrainResult(self.run_dir, int(best.get("epoch") or 0), float(best.get("val_acc") or 0.0), test,
-                           self.data.test_split, seconds, summary)
+        return TrainResult(self.run_dir, int(st.best.get("epoch") or 0), task.primary, best_v, test, test_split,
+                           seconds, summary)
 
     def _trace(self, trace: dict[str, Any]) -> None:
         """Test hook: with ARCHZOO_DEBUG_TRACE_DIR each rank records the samples it trained on and the
@@ -562,15 +598,17 @@ def train(
     resume_dir: str | Path | None = None,
     console: RunConsole | None = None,
 ) -> TrainResult:
-    """Run (or resume) one training run. User errors raise ValueError subclasses before any file is written."""
-    cfg = replace(cfg)
-    cfg.validate()
+    """Run (or resume) one training run. User errors raise :class:`archzoo.errors.ArchzooError`
+    subclasses before any file is written."""
+    cfg = replace(cfg, methods=list(cfg.methods), task_options=dict(cfg.task_options),
+                  method_options={k: dict(v) for k, v in cfg.method_options.items()}, plugins=list(cfg.plugins))
+    task, methods = resolve_plugins(cfg)
     dist_info = init_distributed(cfg.device)
     console = console or RunConsole(enabled=dist_info.is_main, quiet=cfg.quiet)
     if not dist_info.is_main:
         console.enabled = False
     try:
-        trainer = _Trainer(cfg, dist_info, output=output, name=name,
+        trainer = _Trainer(cfg, task, methods, dist_info, output=output, name=name,
                            resume_dir=Path(resume_dir) if resume_dir is not None else None, console=console)
         return trainer.run()
     finally:
@@ -580,8 +618,4 @@ def train(
 def epochs_done(run_dir: str | Path) -> float:
     """How far a run got, in epochs (from its last checkpoint); 0 if none."""
     p = ck.find_checkpoint(run_dir, "last")
-    if p is None:
-        return 0.0
-    m = ck.read_meta(p)
-    return m["epoch"] + m["step_in_epoch"] / max(m.get("steps_per_epoch") or 1, 1)
-
+    return TrainState.load(p).epochs_done if p is not None else 0.0

@@ -1,14 +1,16 @@
 """Building the model of a run, and checking before any file is written that it fits the data."""
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 from torch import nn
 
-from archzoo.checkpoint import CheckpointError, apply_checkpoint_filter, load_state_dict_strict, read_state_dict
+from archzoo.checkpoint import apply_checkpoint_filter, load_state_dict_strict, read_state_dict
+from archzoo.errors import ArchzooError, CheckpointError, ConfigError, InputError
 from archzoo.registry import check_model_name, create_model
-from archzoo.validation import InputError
+from archzoo.validation import get_input_rules
 
 __all__ = ["resolve_model_kwargs", "build_model", "load_init_checkpoint", "zero_classifier"]
 
@@ -18,43 +20,68 @@ def _one_line(e: BaseException) -> str:
     return s.splitlines()[0] if s else type(e).__name__
 
 
-def _meta_forward(name: str, kwargs: dict[str, Any], in_chans: int, img_size: int) -> None:
-    with torch.device("meta"):
-        m = create_model(name, **kwargs)
-    m.eval()
-    with torch.no_grad():
-        m(torch.empty(2, in_chans, img_size, img_size, device="meta"))
+def _build_on_meta(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """``create_model(name, **kwargs)`` on the meta device (no memory). A TypeError about the
+    arguments (an option the model does not take) is the user's: :class:`ConfigError`."""
+    try:
+        with torch.device("meta"):
+            return create_model(name, **kwargs)
+    except TypeError as e:
+        if "argument" not in str(e):  # not about the call's arguments: a bug, keep its traceback
+            raise
+        raise ConfigError(f"model {name} cannot be built with {_kwargs_text(kwargs)}: {_one_line(e)}") from None
+    except ValueError as e:
+        if isinstance(e, ArchzooError):
+            raise
+        # the families' constructors refuse option values they cannot build with a ValueError
+        raise ConfigError(f"model {name} cannot be built with {_kwargs_text(kwargs)}: {_one_line(e)}") from None
+
+
+def _kwargs_text(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no options"
+
+
+def _takes_img_size(model: nn.Module) -> bool:
+    try:
+        params = inspect.signature(type(model).__init__).parameters
+    except (TypeError, ValueError):
+        return False
+    return "img_size" in params
 
 
 def resolve_model_kwargs(name: str, num_classes: int, in_chans: int, img_size: int,
                          extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``create_model`` kwargs under which ``name`` takes ``in_chans x img_size x img_size``.
 
-    Checked with a forward on the meta device (no memory, no compute). Models with a fixed input
-    grid (ViT-like position embeddings) are retried with ``img_size=``; if neither works the error
-    names the model, the size and the reason.
+    The model is built on the meta device (no memory, no compute) and its :class:`InputRules` are
+    read. A model with a fixed input size (ViT-like position embeddings) that takes ``img_size=`` is
+    rebuilt for this size; any other broken rule is an :class:`InputError` naming the model, the size
+    and the rule. A forward on the meta device then confirms it; an error there is a bug and propagates.
     """
     check_model_name(name)
     kwargs: dict[str, Any] = {"num_classes": num_classes, "in_chans": in_chans, **(extra or {})}
-    try:
-        _meta_forward(name, kwargs, in_chans, img_size)
-        return kwargs
-    except InputError as e:
-        raise InputError(f"model {name} cannot take {in_chans}x{img_size}x{img_size} inputs: {_one_line(e)}") from None
-    except TypeError as e:
-        if "in_chans" in str(e) or "num_classes" in str(e):
-            raise ValueError(f"model {name} cannot be built for this data: {_one_line(e)}") from None
-        first: BaseException = e
-    except Exception as e:  # shape errors inside the forward
-        first = e
-    if "img_size" not in kwargs:
+    shape = (2, in_chans, img_size, img_size)
+    what = f"model {name} cannot take {in_chans}x{img_size}x{img_size} inputs"
+    model = _build_on_meta(name, kwargs)
+    rules = get_input_rules(model)
+    broken = rules.violation(shape)
+    built_for_another = rules.fixed_size is not None and tuple(rules.fixed_size) != (img_size, img_size)
+    if broken is not None and built_for_another and "img_size" not in kwargs and _takes_img_size(model):
         retry = {**kwargs, "img_size": img_size}
         try:
-            _meta_forward(name, retry, in_chans, img_size)
-            return retry
-        except Exception:
-            pass
-    raise InputError(f"model {name} cannot take {in_chans}x{img_size}x{img_size} inputs: {_one_line(first)}")
+            model = _build_on_meta(name, retry)
+        except ConfigError as e:  # the constructor refuses this size (token grid, windows, ...)
+            raise InputError(f"{what} ({broken[0]} rule): {broken[1]}; and {_one_line(e)}") from None
+        kwargs, again = retry, get_input_rules(model).violation(shape)
+        if again is not None:
+            raise InputError(f"{what}, even built with img_size={img_size} ({again[0]} rule): {again[1]}")
+        broken = None
+    if broken is not None:
+        raise InputError(f"{what} ({broken[0]} rule): {broken[1]}")
+    model.eval()
+    with torch.no_grad():
+        model(torch.empty(*shape, device="meta"))
+    return kwargs
 
 
 def build_model(name: str, kwargs: dict[str, Any]) -> nn.Module:

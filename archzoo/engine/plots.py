@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from archzoo.checkpoint import atomic_write
+from archzoo.io import atomic_write
 
 __all__ = ["plot_curves", "plot_confusion"]
 
@@ -23,9 +23,7 @@ def _save(fig: Any, path: str | Path) -> Path:
     plt = _pyplot()
     try:
         # the temp file's suffix is not .png, so name the format
-        from archzoo.engine.checkpoints import publish
-
-        return publish(atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")))
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     finally:
         plt.close(fig)
 
@@ -38,20 +36,22 @@ def _col(rows: Sequence[dict[str, Any]], key: str) -> list[float]:
     return out
 
 
-def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """Loss and top-1 accuracy per epoch, train and val, from ``metrics.csv`` rows."""
+def plot_curves(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "", metric: str = "acc",
+                metric_label: str = "top-1 accuracy (%)") -> Path:
+    """Loss and the task's primary ``metric`` per epoch, train and val, from ``metrics.csv`` rows
+    (a ``train_<metric>`` column is drawn where the task logs one)."""
     plt = _pyplot()
     epochs = [int(r["epoch"]) for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_acc, "acc", "top-1 accuracy (%)")):
-        ax.plot(epochs, _col(rows, f"train_{key}"), marker="o", ms=3, label="train")
-        ax.plot(epochs, _col(rows, f"val_{key}"), marker="o", ms=3, label="val")
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((ax_loss, "loss", "loss"), (ax_metric, metric, metric_label or metric)):
+        for split in ("train", "val"):
+            if any(f"{split}_{key}" in r for r in rows):
+                ax.plot(epochs, _col(rows, f"{split}_{key}"), marker="o", ms=3, label=split)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()
     ax_loss.set_yscale("log")  # early validation losses can be 100x the final ones
-    ax_loss.set_title("loss (train: with label smoothing)", fontsize=9)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -2,8 +2,6 @@
 removed again if the run fails before its first checkpoint (no half-written run folders)."""
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import shutil
@@ -11,13 +9,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from archzoo.checkpoint import atomic_write
+from archzoo.errors import RunDirError
 
-__all__ = ["RunDirError", "plan_run_dir", "create_run_dir", "remove_created", "check_writable", "write_csv", "read_csv"]
-
-
-class RunDirError(ValueError):
-    """The run folder cannot be used (exists, not writable, ...)."""
+__all__ = ["RunDirError", "plan_run_dir", "create_run_dir", "remove_created", "check_writable"]
 
 
 def _slug(text: str) -> str:
@@ -91,25 +85,3 @@ def remove_created(created: Sequence[Path]) -> None:
     """Undo :func:`create_run_dir`: remove the folders it created (outermost first)."""
     if created:
         shutil.rmtree(created[0], ignore_errors=True)
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    text = buf.getvalue()
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-
-    from archzoo.engine.checkpoints import publish
-
-    return publish(atomic_write(path, write))
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))

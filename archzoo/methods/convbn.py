@@ -28,10 +28,14 @@ PyTorch's inductor pass does the same rewrite only under ``torch.compile``; this
 from __future__ import annotations
 
 import types
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import torch
 from torch import nn
+
+from archzoo.engine.plugins import Method, register_method
+from archzoo.errors import ConfigError
 
 __all__ = ["set_mode", "find_conv_bn_pairs", "fuse_conv_bn_weights", "freeze_batchnorm", "MODES"]
 
@@ -194,7 +198,7 @@ def set_mode(model: nn.Module, mode: str, example_input: torch.Tensor | None = N
     """Switch every exclusive Conv-BatchNorm pair of ``model`` to ``mode`` (train | eval | tune |
     deploy); returns the number of pairs switched. Pairs are found once and remembered."""
     if mode not in MODES:
-        raise ValueError(f"unknown ConvBN mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise ConfigError(f"unknown ConvBN mode {mode!r}; choose one of {', '.join(MODES)}")
     if getattr(model, "_archzoo_convbn_deployed", False):
         raise ValueError("this model's Conv-BN pairs were fused for deployment; rebuild it to switch modes")
     pairs = model.__dict__.get(_PAIRS_ATTR)
@@ -227,3 +231,26 @@ def set_mode(model: nn.Module, mode: str, example_input: torch.Tensor | None = N
     if mode == "deploy":
         model.__dict__["_archzoo_convbn_deployed"] = True
     return len(pairs)
+
+
+# -- the engine plug-in: `archzoo train --method convbn --convbn-mode tune` --------------------------
+@register_method("convbn")
+class ConvBNMethod(Method):
+    """ConvBN (P25): fine-tune with BatchNorm statistics frozen, in Tune mode's smaller memory.
+
+    ``tune`` computes Eval mode's function and gradients with less activation memory; ``eval`` is the
+    usual frozen Conv-BN; ``frozen`` freezes every BatchNorm (exclusive pair or not) without changing
+    how it computes."""
+
+    @dataclass
+    class Options:
+        convbn_mode: str = field(default="tune", metadata={"help": "tune (less memory), eval, or frozen (every "
+                                                                   "BatchNorm at its running statistics)",
+                                                           "choices": ("tune", "eval", "frozen")})
+
+    def setup(self, model, task, example_batch) -> str | None:
+        mode = self.options.convbn_mode
+        if mode == "frozen":
+            return f"ConvBN: {freeze_batchnorm(model)} BatchNorm layer(s) frozen at their running statistics"
+        x = example_batch[0] if isinstance(example_batch, (tuple, list)) else example_batch
+        return f"ConvBN: {set_mode(model, mode, x)} Conv-BatchNorm pair(s) in {mode} mode"

@@ -33,6 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archzoo.engine.plugins import Method, StepOutput, register_method
+from archzoo.errors import ConfigError
+
 __all__ = [
     "MultiResOutput",
     "multires_forward",
@@ -40,6 +43,7 @@ __all__ = [
     "scale_consistency_loss",
     "resize_batch",
     "TARGETS",
+    "MultiResMethod",
 ]
 
 TARGETS = ("cls", "logit")
@@ -171,3 +175,42 @@ def multires_loss(
     replacement of ``criterion(model(images), targets)`` in a training step."""
     return multires_forward(model, images, targets, sizes, criterion=criterion, alpha=alpha, target=target,
                             interpolation=interpolation).loss
+
+
+# -- the engine plug-in: `archzoo train --method multires --train-sizes 128 160 224` -----------------
+
+@register_method("multires")
+class MultiResMethod(Method):
+    """ResFormer (P37): multi-resolution training with the scale-consistency loss.
+
+    Every step trains at every size of ``--train-sizes``; batches arrive at the largest size."""
+
+    @dataclass
+    class Options:
+        train_sizes: list[int] | None = field(default=None, metadata={
+            "help": "training input sizes (ResFormer: 128 160 224); batches are loaded at the largest", "metavar": "N"})
+        consistency_weight: float = field(default=1.0, metadata={"help": "weight alpha of the scale-consistency loss"})
+        distill_target: str = field(default="cls", metadata={"help": "what the consistency loss compares",
+                                                             "choices": TARGETS})
+
+        def validate(self) -> None:
+            if not self.train_sizes or any(int(s) < 1 for s in self.train_sizes):
+                raise ConfigError(f"--train-sizes must be one or more positive integers, got {self.train_sizes}")
+            if not (self.consistency_weight >= 0):
+                raise ConfigError(f"--consistency-weight must be >= 0, got {self.consistency_weight}")
+
+    tasks = ("classification",)
+    train_logs = ("consistency",)
+
+    def configure(self, cfg) -> None:
+        if cfg.img_size is None:
+            cfg.img_size = max(self.options.train_sizes)
+
+    def training_step(self, task, model, batch, inner) -> StepOutput:
+        x, y = batch
+        o = self.options
+        mr = multires_forward(model, x, y, o.train_sizes, criterion=task.criterion, alpha=o.consistency_weight,
+                              target=o.distill_target)
+        logs = task.step_logs(mr.loss, mr.logits[0], y)  # accuracy at the largest size
+        logs["consistency"] = mr.consistency_mean
+        return StepOutput(mr.loss, logs, int(y.numel()))

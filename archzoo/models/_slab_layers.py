@@ -296,14 +296,14 @@ class SlabModelMixin:
     def min_input_size(self) -> int:
         return max(self.img_size)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        from archzoo.validation import InputError
+    @property
+    def input_rules(self):
+        from archzoo.validation import default_input_rules
 
-        if tuple(x.shape[-2:]) != tuple(self.img_size):
-            raise InputError(
-                f"{type(self).__name__} takes {self.img_size[0]}x{self.img_size[1]} inputs only (its linear-attention "
-                f"positional encodings are sized for that grid), got {x.shape[-2]}x{x.shape[-1]}; create it with "
-                f"img_size={x.shape[-2]} for another size")
+        return default_input_rules(self).replace(
+            min_size_reason="the size it was built for", fixed_size=tuple(self.img_size),
+            fixed_size_reason="its linear-attention positional encodings are sized for that grid; create it with "
+                              "img_size=H for another size")
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:

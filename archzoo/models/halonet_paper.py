@@ -60,6 +60,8 @@ class HaloBottleneck(nn.Module):
     ``value_ratio=1`` gives exactly that block's parameters), plus padding to the attention block size.
     """
 
+    pads_to_block_size = True  # any map size goes in: archzoo's input rules ask no multiple of the blocks
+
     def __init__(
             self,
             in_chs: int,

@@ -40,7 +40,7 @@ from torch import nn
 
 from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
-from archzoo.validation import InputError
+from archzoo.validation import InputRules, check_input
 
 __all__ = [
     "HorNet",
@@ -342,21 +342,11 @@ class HorNet(nn.Module):
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise :class:`archzoo.validation.InputError` for inputs HorNet cannot take."""
-        if x.dim() != 4:
-            raise InputError(f"HorNet expects a 4-D image batch (N, C, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise InputError(
-                f"HorNet was built for {self.in_chans} input channel(s), got {x.shape[1]} "
-                f"(input shape {tuple(x.shape)})"
-            )
-        h, w = x.shape[-2:]
-        if h < self.min_input_size or w < self.min_input_size:
-            raise InputError(
-                f"input {h}x{w} is too small for HorNet: it needs at least {self.min_input_size}x"
-                f"{self.min_input_size} (4x4 stem and three stride-2 downsamplings)"
-            )
+    @property
+    def input_rules(self) -> InputRules:
+        """The inputs HorNet takes (checked by its forward, and by archzoo's pre-hook)."""
+        return InputRules(channels=self.in_chans, min_size=self.min_input_size,
+                          min_size_reason="4x4 stem and three stride-2 downsamplings")
 
     def forward_intermediates(
         self,
@@ -371,7 +361,7 @@ class HorNet(nn.Module):
         nothing to do: HorNet's only final norm sits in the head, after pooling."""
         if output_fmt != "NCHW":
             raise ValueError(f"HorNet's intermediates are NCHW, got output_fmt={output_fmt!r}")
-        self.check_input(x)
+        check_input(self, x)
         intermediates = []
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         x = self.stem(x)
@@ -402,7 +392,7 @@ class HorNet(nn.Module):
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+        check_input(self, x)
         x = self.stem(x)
         return self.stages(x)
 

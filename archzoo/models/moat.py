@@ -56,6 +56,7 @@ from timm.models._manipulate import checkpoint_seq
 from timm.models._registry import generate_default_cfgs
 
 from archzoo.reference import register_reference
+from archzoo.validation import InputError, InputRules, default_input_rules
 
 __all__ = ["MOAT", "MBConvBlock", "MOATBlock", "RelPosAttention", "checkpoint_filter_fn", "read_tf_checkpoint"]
 
@@ -253,7 +254,7 @@ class MOATBlock(MBConvBlock):
         B, C, H, W = x.shape
         wh, ww = self.window_size or (H, W)
         if H % wh or W % ww:
-            raise ValueError(f"MOAT window attention needs a feature map divisible by the window {wh}x{ww}, got {H}x{W}")
+            raise InputError(f"MOAT window attention needs a feature map divisible by the window {wh}x{ww}, got {H}x{W}")
         y = self.attention_norm(x.permute(0, 2, 3, 1))
         # windows: [B, H/wh, wh, W/ww, ww, C] -> [B * nW, wh * ww, C] (row-major inside a window)
         y = y.reshape(B, H // wh, wh, W // ww, ww, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, wh * ww, C)
@@ -427,20 +428,17 @@ class MOAT(nn.Module):
             sizes.append((math.ceil(h / s), math.ceil(w / s)))
         return sizes
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Window attention needs each windowed stage's map divisible by its window."""
-        from archzoo.validation import InputError
-
-        sizes = self.feature_sizes(*x.shape[-2:])
+    @property
+    def input_rules(self) -> InputRules:
+        """Its total stride, and window attention: each windowed stage's map ('same' padding, so
+        ceil(H / stride)) must split into whole windows."""
+        windows = []
         for s, stage in enumerate(self.stages):
-            h, w = sizes[s + 1]
             for blk in stage.blocks:
                 win = getattr(blk, "window_size", None)
-                if win is not None and (h % win[0] or w % win[1]):
-                    raise InputError(
-                        f"input {x.shape[-2]}x{x.shape[-1]} gives a {h}x{w} map in stage {s}, not divisible by its "
-                        f"attention window {win[0]}x{win[1]}; use a multiple of {self.feature_info[s + 1]['reduction'] * win[0]}"
-                        f"x{self.feature_info[s + 1]['reduction'] * win[1]} or global attention (window_size=None)")
+                if win is not None:
+                    windows.append((int(self.feature_info[s + 1]["reduction"]), int(win[0]), int(win[1])))
+        return default_input_rules(self).replace(windows=tuple(dict.fromkeys(windows)))
 
     def forward_intermediates(
         self,

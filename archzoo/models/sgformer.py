@@ -66,7 +66,7 @@ from timm.models._registry import generate_default_cfgs
 
 from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
-from archzoo.validation import InputError
+from archzoo.validation import InputRules, check_input
 
 __all__ = ["SGFormer", "checkpoint_filter_fn", "sincos_2d_embed"]
 
@@ -603,24 +603,18 @@ class SGFormer(nn.Module):
         self.head = (nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
                      if num_classes > 0 else nn.Identity())
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise :class:`archzoo.validation.InputError` for inputs SG-Former cannot take."""
-        if x.dim() != 4:
-            raise InputError(f"SG-Former expects a 4-D image batch (N, C, H, W), got shape {tuple(x.shape)}")
-        if x.shape[1] != self.in_chans:
-            raise InputError(f"SG-Former was built for {self.in_chans} input channel(s), got {x.shape[1]} "
-                             f"(input shape {tuple(x.shape)})")
-        h, w = x.shape[-2:]
-        if (h, w) != self.img_size:
-            raise InputError(
-                f"SG-Former takes only the input size it was built for, {self.img_size[0]}x{self.img_size[1]} "
-                f"(its position embedding is added without interpolation and its token-reallocation groups and "
-                f"7x7 windows are sized for it); got {h}x{w}. Resize the input, or build the model with "
-                f"img_size=({h}, {w}) if the token groups allow it (224 and its multiples do)"
-            )
+    @property
+    def input_rules(self) -> InputRules:
+        """SG-Former takes only the size it was built for (checked by its forward and archzoo's pre-hook)."""
+        return InputRules(
+            channels=self.in_chans, min_size=self.min_input_size, min_size_reason="the size it was built for",
+            fixed_size=self.img_size,
+            fixed_size_reason="its position embedding is added without interpolation and its token-reallocation "
+                              "groups and 7x7 windows are sized for it; resize the input, or build the model with "
+                              "img_size=(H, W) if the token groups allow it (224 and its multiples do)")
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+        check_input(self, x)
         x, h, w = self.stem(x)
         return _tokens_to_map(x + self.pos_embed, h, w)
 

@@ -54,6 +54,7 @@ from timm.models._registry import generate_default_cfgs
 from timm.models.vision_transformer import VisionTransformer
 
 from archzoo.reference import register_reference
+from archzoo.validation import InputRules
 
 __all__ = [
     "SNNetv2", "DeiT3Anchor", "LoRALinear", "StitchingLayer", "stitch_configs", "stitch_config_flops",
@@ -352,6 +353,14 @@ class SNNetv2(nn.Module):
         self.last_config_id: int | None = None
         self.stitch_config_id = 0
         self.set_stitch(stitch_config)
+
+    @property
+    def input_rules(self) -> InputRules:
+        return InputRules(
+            channels=self.in_chans, min_size=min(self.img_size), min_size_reason="the size it was built for",
+            fixed_size=self.img_size,
+            fixed_size_reason="its DeiT-III anchors' patch embeddings and position embeddings are sized for it; "
+                              "create it with img_size= for another size")
 
     # ---- configuration selection
     @property

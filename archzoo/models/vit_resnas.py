@@ -46,7 +46,7 @@ from timm.models._registry import generate_default_cfgs
 
 from archzoo.checkpoint import unwrap_state_dict
 from archzoo.reference import register_reference
-from archzoo.validation import InputError
+from archzoo.validation import InputRules, default_input_rules
 
 __all__ = [
     "ViTResNAS", "parse_network_def", "EmbedDef", "BlockDef", "ReductionDef", "HeadDef",
@@ -391,11 +391,11 @@ class ViTResNAS(nn.Module):
         if self.patch_head is not None:
             self.patch_head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else None
 
-    def check_input(self, x: torch.Tensor) -> None:
-        if tuple(x.shape[-2:]) != self.img_size:
-            raise InputError(
-                f"ViT-ResNAS was built for {self.img_size[0]}x{self.img_size[1]} inputs (its position embeddings "
-                f"are sized for it), got {x.shape[-2]}x{x.shape[-1]}; create it with img_size= (224 + 56n)")
+    @property
+    def input_rules(self) -> InputRules:
+        return default_input_rules(self).replace(
+            fixed_size=self.img_size,
+            fixed_size_reason="its position embeddings are sized for it; create it with img_size= (224 + 56n)")
 
     # -- forward -------------------------------------------------------------------------------------
     def _embed(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 run's test accuracy, and every bad input of issue 3 point 7 (one line, exit 2, no folder left)."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from archzoo.cli.main import main
+from archzoo.engine.state import TrainState
 
 MODEL = "mobilenetv2_050"
 DATA = "synthetic:classes=4,train=32,val=16,test=16"
@@ -46,7 +48,7 @@ def tiny_run(tmp_path_factory):
 
 def test_run_folder_contents(tiny_run):
     names = sorted(os.listdir(tiny_run))
-    assert names == ["best", "config.json", "curves.png", "last", "metrics.csv", "summary.json"], names
+    assert names == ["best", "config.json", "curves.png", "eval", "last", "metrics.csv", "summary.json"], names
     cfg = json.loads((tiny_run / "config.json").read_text())
     assert cfg["train"]["model"] == MODEL and cfg["train"]["epochs"] == 2 and cfg["run"]["num_classes"] == 4
     rows = (tiny_run / "metrics.csv").read_text().splitlines()
@@ -54,14 +56,26 @@ def test_run_folder_contents(tiny_run):
     assert (tiny_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for ck in ("last", "best"):
         assert {"model.safetensors", "state.pt", "meta.json"} <= set(os.listdir(tiny_run / ck))
-    assert json.loads((tiny_run / "last" / "meta.json").read_text())["epoch"] == 2
+    assert TrainState.load(tiny_run / "last").epoch == 2
     s = json.loads((tiny_run / "summary.json").read_text())
-    assert s["test_images"] == 16 and 0 <= s["test_acc"] <= 100
-    # weights load through the library's safe loader
+    metrics = list(csv.DictReader(open(tiny_run / "metrics.csv")))
+    best = max(metrics, key=lambda r: float(r["val_acc"]))
+    assert s["best_epoch"] == int(best["epoch"]) and s["best_val_acc"] == float(best["val_acc"])
+    # the reported test accuracy is that of the best checkpoint, recomputed here by hand: the best
+    # weights through the library's safe loader, the test split, argmax, count
     import archzoo
+    from archzoo.data import DataOptions, build_data
 
-    m = archzoo.create_model(MODEL, num_classes=4, checkpoint_path=str(tiny_run / "best" / "model.safetensors"))
-    assert m is not None
+    m = archzoo.create_model(MODEL, num_classes=4, checkpoint_path=str(tiny_run / "best" / "model.safetensors")).eval()
+    test = build_data(DATA, DataOptions(32, 3, augment=False, splits=("test",))).split("test")
+    x = torch.stack([test[i][0] for i in range(len(test))])
+    y = torch.tensor([test[i][1] for i in range(len(test))])
+    with torch.no_grad():
+        logits = m(x)
+    correct = int((logits.argmax(1) == y).sum())
+    assert s["test_samples"] == 16 and s["test_acc"] == pytest.approx(100.0 * correct / 16, abs=1e-4)
+    loss = float(torch.nn.functional.cross_entropy(logits, y))
+    assert s["test_loss"] == pytest.approx(loss, rel=1e-5)
 
 
 def test_eval_reproduces_the_run(tiny_run, capsys, tmp_path):
@@ -69,7 +83,8 @@ def test_eval_reproduces_the_run(tiny_run, capsys, tmp_path):
     rc, out, err = _run(["eval", "--checkpoint", str(tiny_run), "--quiet"], capsys)
     assert rc == 0, err
     res = json.loads((tiny_run / "eval" / "best-test.json").read_text())
-    assert res["top1"] == summary["test_acc"] and res["top4"] == summary["test_top5"] and res["n"] == 16
+    assert res["acc"] == summary["test_acc"] and res["top5"] == summary["test_top5"] and res["n"] == 16
+    assert res["top_k"] == 4  # 4 classes: top-5 is top-4
     assert set(res["per_class"]) == {"c0", "c1", "c2", "c3"}
     assert sum(map(sum, res["confusion"])) == 16
     assert (tiny_run / "eval" / "best-test-confusion.png").read_bytes()[:4] == b"\x89PNG"
@@ -82,7 +97,7 @@ def test_eval_reproduces_the_run(tiny_run, capsys, tmp_path):
     rc, out, err = _run(["eval", "--checkpoint", str(tmp_path / "timm.pth"), "--model", MODEL, "--data", DATA,
                          "--img-size", "32", "--output", str(tmp_path / "ev"), "--quiet"], capsys)
     assert rc == 0, err
-    assert json.loads((tmp_path / "ev" / "timm-test.json").read_text())["top1"] == summary["test_acc"]
+    assert json.loads((tmp_path / "ev" / "timm-test.json").read_text())["acc"] == summary["test_acc"]
 
 
 def test_resume_refuses_changed_options(tiny_run, capsys):
@@ -173,26 +188,32 @@ def test_failure_before_first_checkpoint_leaves_nothing(tmp_path, capsys):
 def test_convbn_tune_and_multires_flags_train(tmp_path, capsys):
     import json
 
-    from archzoo.engine.checkpoints import find_checkpoint, read_weights
+    from archzoo.checkpoint import read_state_dict
+    from archzoo.engine.checkpoints import find_checkpoint
 
     rc, out, err = _run(["train", "--model", "mobilenetv2_035", "--data", DATA, "--img-size", "32", "--epochs", "1",
-                         "--batch-size", "16", "--convbn", "tune", "--quiet", "--output", str(tmp_path), "--name", "t"], capsys)
+                         "--batch-size", "16", "--method", "convbn", "--convbn-mode", "tune", "--quiet", "--output",
+                         str(tmp_path), "--name", "t"], capsys)
     assert rc == 0, err
     run = tmp_path / "t"
-    assert json.loads((run / "config.json").read_text())["train"]["convbn"] == "tune"
+    cfg = json.loads((run / "config.json").read_text())["train"]
+    assert cfg["methods"] == ["convbn"] and cfg["method_options"] == {"convbn": {"convbn_mode": "tune"}}
     # a Tune-mode checkpoint loads into the plain model (same keys)
     import archzoo
 
     plain = archzoo.create_model("mobilenetv2_035", num_classes=4)
-    plain.load_state_dict(read_weights(find_checkpoint(run, "best") / "model.safetensors"))
-    rc, out, err = _run(["train", "--model", "resformer_tiny_patch16", "--data", DATA, "--train-sizes", "32", "16",
+    plain.load_state_dict(read_state_dict(find_checkpoint(run, "best") / "model.safetensors"))
+    rc, out, err = _run(["train", "--model", "resformer_tiny_patch16", "--data", DATA, "--method", "multires", "--train-sizes", "32", "16",
                          "--epochs", "1", "--batch-size", "16", "--lr", "1e-3", "--quiet", "--output", str(tmp_path),
                          "--name", "mr"], capsys)
     assert rc == 0, err
     cfg = json.loads((tmp_path / "mr" / "config.json").read_text())["train"]
-    assert cfg["train_sizes"] == [32, 16] and cfg["img_size"] == 32
-    rc, out, err = _run(["train", "--data", DATA, "--train-sizes", "32", "-5", "--output", str(tmp_path)], capsys)
+    assert cfg["method_options"]["multires"]["train_sizes"] == [32, 16] and cfg["img_size"] == 32
+    assert "train_consistency" in (tmp_path / "mr" / "metrics.csv").read_text().splitlines()[0]
+    rc, out, err = _run(["train", "--data", DATA, "--method", "multires", "--train-sizes", "32", "-5", "--output", str(tmp_path)], capsys)
     _assert_user_error(rc, err, "--train-sizes")
+    rc, out, err = _run(["train", "--data", DATA, "--train-sizes", "32", "--output", str(tmp_path)], capsys)
+    _assert_user_error(rc, err, "--train-sizes is an option of method multires", "add --method")
 
 
 def test_max_steps_stops_mid_epoch_and_resume_matches_uninterrupted(tiny_run, tmp_path):
@@ -205,8 +226,8 @@ def test_max_steps_stops_mid_epoch_and_resume_matches_uninterrupted(tiny_run, tm
     run = tmp_path / "s"
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[2].startswith("2,1,"), rows  # epoch 2 after 1 of its 2 steps
-    meta = json.loads((run / "last" / "meta.json").read_text())
-    assert (meta["epoch"], meta["step_in_epoch"], meta["global_step"]) == (1, 1, 3), meta
+    st = TrainState.load(run / "last")
+    assert (st.epoch, st.step_in_epoch, st.global_step) == (1, 1, 3), st
     assert json.loads((run / "summary.json").read_text())["global_step"] == 3
     assert main(["train", "--resume", str(run), "--max-steps", "0", "--quiet"]) == 0
     rows = (run / "metrics.csv").read_text().splitlines()

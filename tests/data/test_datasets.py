@@ -33,8 +33,12 @@ def test_digits_split_fixed_stratified_disjoint():
     for split in ("val", "test"):  # every class has its 15 %
         counts = np.bincount(y[s[split]], minlength=10)
         assert counts.min() >= 26 and counts.max() <= 28, counts
-    # the split is a constant of the library: its first test images never change
-    assert s["test"][:5].tolist() == digits_split_indices()["test"][:5].tolist()
+    # the split is a constant of the library: its first images never change, whatever the global RNGs
+    np.random.seed(1)
+    torch.manual_seed(1)
+    again = digits_split_indices()
+    for split, first in (("train", [0, 2, 3, 4, 7, 8]), ("val", [1, 6, 9, 15, 25, 27]), ("test", [5, 12, 14, 16, 17, 19])):
+        assert s[split][:6].tolist() == again[split][:6].tolist() == first, split
 
 
 @pytest.mark.parametrize("size,chans", [(32, 3), (16, 1), (8, 2)])
@@ -64,14 +68,27 @@ def test_seeded_augmentation_is_a_function_of_seed_epoch_index():
     ds.set_seed(7)
     assert not torch.equal(ds[5][0], a0)
     assert sample_seed(0, 0, 5) != sample_seed(0, 0, 6) != sample_seed(0, 1, 5)
+    # evaluation splits are never augmented: any epoch or seed gives the plain, un-augmented sample
     ev = build_data("digits", DataOptions(img_size=16)).split("val")
-    assert torch.equal(ev[3][0], ev[3][0])
+    plain = build_data("digits", DataOptions(img_size=16, augment=False)).split("val")[3][0]
+    assert isinstance(ev, EpochSeededDataset)
+    for epoch, seed in ((0, 0), (3, 0), (3, 7)):
+        ev.set_epoch(epoch)
+        ev.set_seed(seed)
+        assert torch.equal(ev[3][0], plain), (epoch, seed)
 
 
 def test_synthetic_options_and_errors():
     b = build_data("synthetic:classes=3,train=10,val=4,test=5", DataOptions(img_size=8, in_chans=1))
     assert b.num_classes == 3 and [len(b.split(s)) for s in ("train", "val", "test")] == [10, 4, 5]
-    assert torch.equal(b.split("val")[2][0], b.split("val")[2][0])
+    # a sample is a function of (split, index): the same from a fresh bundle read in another order,
+    # different in another split
+    val = [b.split("val")[i] for i in range(4)]
+    fresh = build_data("synthetic:classes=3,train=10,val=4,test=5", DataOptions(img_size=8, in_chans=1))
+    for i in (3, 1, 2, 0):
+        x, y = fresh.split("val")[i]
+        assert torch.equal(x, val[i][0]) and y == val[i][1] == i % 3
+    assert not torch.equal(fresh.split("test")[2][0], val[2][0])
     with pytest.raises(DataError, match="bad synthetic option"):
         build_data("synthetic:colours=3")
     with pytest.raises(DataError, match="digits takes no argument"):

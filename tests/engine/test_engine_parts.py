@@ -11,19 +11,23 @@ import pytest
 import torch
 from torch import nn
 
-from archzoo.checkpoint import CheckpointError
+from archzoo.errors import CheckpointError
 from archzoo.engine import checkpoints as ck
 from archzoo.engine.config import ConfigError, TrainConfig
 from archzoo.engine.ddp import DistInfo, ResumableDistributedSampler, ShardSampler
 from archzoo.engine.evaluate import eval_loader, evaluate
 from archzoo.engine.modeling import zero_classifier
+from archzoo.engine.state import TrainState
+from archzoo.tasks.classification import ClassificationTask
 
 
 def _ckpt(tmp_path, tag: float):
     w = {"a": torch.full((2,), tag), "b": torch.arange(3)}
-    state = {"optimizer": {"state": {0: {"exp_avg": torch.ones(2) * tag}}, "param_groups": [{"lr": tag, "betas": (0.9, 0.999)}]},
-             "rng": [ck.rng_state()]}
-    return ck.save_checkpoint_dir(tmp_path, "last", weights=w, meta={"model": "m", "epoch": tag}, state=state)
+    state = TrainState(epoch=int(tag), global_step=7, log_keys=["loss"], sums=[[1.5, 3.0]], rng=[ck.rng_state()],
+                       history=[{"epoch": 1, "val_acc": 50.0}], best={"epoch": 1, "metric": "acc", "value": 50.0},
+                       optimizer={"state": {0: {"exp_avg": torch.ones(2) * tag}},
+                                  "param_groups": [{"lr": tag, "betas": (0.9, 0.999)}]})
+    return ck.save_checkpoint_dir(tmp_path, "last", weights=w, meta={"model": "m", "tag": tag}, state=state)
 
 
 def test_checkpoint_folder_swap_and_recovery(tmp_path):
@@ -31,15 +35,21 @@ def test_checkpoint_folder_swap_and_recovery(tmp_path):
     assert sorted(os.listdir(p)) == ["meta.json", "model.safetensors", "state.pt"]
     _ckpt(tmp_path, 2.0)
     assert sorted(os.listdir(tmp_path)) == ["last"]  # no temp or .old folder left
-    assert ck.read_meta(tmp_path / "last")["epoch"] == 2.0
+    assert ck.read_meta(tmp_path / "last")["tag"] == 2.0
     # a kill between the two renames: only .last.old exists -> it is found
     os.rename(tmp_path / "last", tmp_path / ".last.old")
     assert ck.find_checkpoint(tmp_path, "last") == tmp_path / ".last.old"
     _ckpt(tmp_path, 3.0)
     assert ck.find_checkpoint(tmp_path, "last") == tmp_path / "last"
     assert not (tmp_path / ".last.old").exists()
-    st = ck.load_state_file(tmp_path / "last")
-    assert st["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
+    st = TrainState.load(tmp_path / "last")
+    assert st.optimizer["param_groups"][0]["betas"] == (0.9, 0.999) and torch.equal(st.optimizer["state"][0]["exp_avg"], torch.full((2,), 3.0))
+    assert (st.epoch, st.global_step, st.sums, st.best["value"]) == (3, 7, [[1.5, 3.0]], 50.0)
+    # the RNG states come back exactly
+    torch.set_rng_state(st.rng[0]["torch"])
+    a = torch.rand(4)
+    ck.set_rng_state(TrainState.load(tmp_path / "last").rng[0])
+    assert torch.equal(a, torch.rand(4))
 
 
 def test_state_file_is_loaded_weights_only(tmp_path):
@@ -49,12 +59,15 @@ def test_state_file_is_loaded_weights_only(tmp_path):
         def __reduce__(self):
             return (os.system, ("echo pwned",))
 
-    torch.save({"optimizer": Evil()}, p / "state.pt")
+    torch.save({"version": 2, "optimizer": Evil()}, p / "state.pt")
     with pytest.raises(CheckpointError, match="weights_only=True"):
-        ck.load_state_file(p)
+        TrainState.load(p)
     (p / "state.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="cannot read"):
-        ck.load_state_file(p)
+        TrainState.load(p)
+    torch.save({"version": 1}, p / "state.pt")
+    with pytest.raises(CheckpointError, match="not a training state of this archzoo version"):
+        TrainState.load(p)
     assert zipfile.is_zipfile(p / "model.safetensors") is False  # weights are safetensors, not pickles
 
 
@@ -124,15 +137,27 @@ class _Fixed(nn.Module):
         return out
 
 
-def test_evaluate_metrics():
+def test_classification_evaluation_metrics():
+    """The classification task's torchmetrics give the values worked out by hand."""
+    from types import SimpleNamespace
+
     preds = [0, 1, 2, 2, 1, 0]
     labels = [0, 1, 1, 2, 2, 2]
     ds = [(torch.full((1, 2, 2), float(p)), y) for p, y in zip(preds, labels)]
-    res = evaluate(_Fixed(6), eval_loader(ds, 4, DistInfo()), 6, DistInfo())
-    assert res.n == 6 and res.top1 == pytest.approx(100 * 3 / 6)
-    assert res.k == 5
-    assert res.confusion[2].tolist() == [1, 1, 1, 0, 0, 0] and res.confusion[1].tolist() == [0, 1, 1, 0, 0, 0]
-    assert res.per_class[:3] == [100.0, 50.0, pytest.approx(100 / 3)] and res.per_class[3] != res.per_class[3]
+    data = SimpleNamespace(num_classes=6, class_names=[f"c{i}" for i in range(6)])
+    task = ClassificationTask(ClassificationTask.Options(), TrainConfig())
+    res = evaluate(task, _Fixed(6), eval_loader(ds, 4, DistInfo()), data, DistInfo())
+    assert res.n == 6 and res.metrics["acc"] == pytest.approx(100 * 3 / 6)
+    # top-5: the true class is among the 5 best everywhere but where it is one of the tied zero logits
+    logits = torch.stack([_Fixed(6)(x[None])[0] for x, _ in ds])
+    want_top5 = 100 * sum(int(y in logits[i].topk(5).indices.tolist()) for i, y in enumerate(labels)) / 6
+    assert res.details["top_k"] == 5 and res.metrics["top5"] == pytest.approx(want_top5)
+    conf = res.details["confusion"]
+    assert conf[2] == [1, 1, 1, 0, 0, 0] and conf[1] == [0, 1, 1, 0, 0, 0]
+    pc = res.details["per_class"]
+    assert [pc["c0"], pc["c1"], pc["c2"]] == [100.0, 50.0, pytest.approx(100 / 3)] and pc["c3"] is None
+    ce = torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
+    assert res.metrics["loss"] == pytest.approx(float(ce), rel=1e-6)
 
 
 def test_config_validation_messages():
@@ -145,6 +170,8 @@ def test_config_validation_messages():
         assert msg in str(e.value)
     d = TrainConfig()
     assert TrainConfig.from_dict(d.to_dict()) == d
+    with pytest.raises(ConfigError, match="unknown config keys"):
+        TrainConfig.from_dict({**d.to_dict(), "label_smoothing": 0.1})
 
 
 def test_zero_classifier():

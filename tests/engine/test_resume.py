@@ -16,6 +16,7 @@ import torch
 
 from archzoo.checkpoint import read_state_dict
 from archzoo.cli.main import main
+from archzoo.engine.state import TrainState
 
 # 48 images / batch 8 = 6 steps per epoch, 2 epochs; last/ is written every 2 steps
 ARGS = [
@@ -51,6 +52,21 @@ def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float) -> str:
     raise AssertionError(f"no {needle!r} within {timeout}s: {seen[-2000:]}")
 
 
+def sigkill_after_step(archzoo_args: list[str], step: int, cwd: Path | None = None) -> int:
+    """Run `archzoo ARGS` in a subprocess, SIGKILL it once it has finished optimizer step ``step``;
+    returns its exit status."""
+    proc = subprocess.Popen([sys.executable, "-m", "archzoo", *archzoo_args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=_env(ARCHZOO_DEBUG_PAUSE_AT_STEP=str(step)), cwd=cwd)
+    try:
+        _wait_for_line(proc, f"paused after step {step}", timeout=600)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode
+
+
 def _same_tensors(a: Path, b: Path) -> None:
     sa, sb = read_state_dict(a), read_state_dict(b)
     assert sa.keys() == sb.keys()
@@ -72,19 +88,9 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
     straight = tmp_path / "straight"
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "archzoo", *ARGS, "--output", str(tmp_path), "--name", "killed"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=_env(ARCHZOO_DEBUG_PAUSE_AT_STEP=str(PAUSE_AT)))
-    try:
-        _wait_for_line(proc, f"paused after step {PAUSE_AT}", timeout=600)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    meta = json.loads((run / "last" / "meta.json").read_text())
-    assert (meta["epoch"], meta["step_in_epoch"], meta["global_step"]) == (1, 2, 8)  # mid-epoch checkpoint
+    assert sigkill_after_step([*ARGS, "--output", str(tmp_path), "--name", "killed"], PAUSE_AT) == -signal.SIGKILL
+    st = TrainState.load(run / "last")
+    assert (st.epoch, st.step_in_epoch, st.global_step) == (1, 2, 8)  # mid-epoch checkpoint
     assert not (run / "summary.json").exists()
 
     done = subprocess.run([sys.executable, "-m", "archzoo", "train", "--resume", str(run), "--quiet"],
@@ -97,3 +103,4 @@ def test_sigkill_mid_epoch_then_resume_is_bitwise_identical(tmp_path):
     assert _metrics(straight) == _metrics(run)
     s1, s2 = (json.loads((r / "summary.json").read_text()) for r in (straight, run))
     assert (s1["test_acc"], s1["best_epoch"], s1["global_step"]) == (s2["test_acc"], s2["best_epoch"], s2["global_step"])
+    assert (straight / "eval" / "best-test.json").read_text() == (run / "eval" / "best-test.json").read_text().replace("killed", "straight")

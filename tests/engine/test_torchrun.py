@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch.distributed as dist
 
+from archzoo.engine.state import TrainState
+
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
 def test_torchrun_two_processes(tmp_path):
@@ -31,15 +33,18 @@ def test_torchrun_two_processes(tmp_path):
     assert not set(a) & set(b), "ranks saw the same images"
     assert sorted(a + b) == list(range(40))
     assert r1["wrote"] == []  # rank 1 wrote nothing
-    assert {"config.json", "metrics.csv", "curves.png", "last", "best", "summary.json"} <= set(r0["wrote"])
+    assert {"config.json", "metrics.csv", "curves.png", "last", "best", "summary.json", "eval/best-test.json",
+            "eval/best-test-confusion.png"} <= set(r0["wrote"])
 
     run = tmp_path / "runs" / "ddp"
     assert sorted(os.listdir(tmp_path / "runs")) == ["ddp"]
-    assert sorted(os.listdir(run)) == ["best", "config.json", "curves.png", "last", "metrics.csv", "summary.json"]
+    assert sorted(os.listdir(run)) == ["best", "config.json", "curves.png", "eval", "last", "metrics.csv", "summary.json"]
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["run"]["world_size"] == 2 and cfg["run"]["steps_per_epoch"] == 5
     s = json.loads((run / "summary.json").read_text())
-    assert s["world_size"] == 2 and s["test_images"] == 10  # 5 + 5, reduced over ranks
-    meta = json.loads((run / "last" / "meta.json").read_text())
-    assert meta["global_step"] == 5 and len(meta["accum"]) == 2
+    assert s["world_size"] == 2 and s["test_samples"] == 10  # 5 + 5, reduced over ranks by torchmetrics
+    ev = json.loads((run / "eval" / "best-test.json").read_text())
+    assert sum(map(sum, ev["confusion"])) == 10 and ev["acc"] == s["test_acc"]
+    st = TrainState.load(run / "last")
+    assert st.global_step == 5 and len(st.sums) == 2 and len(st.rng) == 2
     assert p.stdout.count("epoch 1/1") == 1  # only rank 0 prints

@@ -15,14 +15,6 @@ from archzoo.methods.multires import multires_forward, multires_loss, resize_bat
 TINY = dict(patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared, oversubscribed 2-core machine
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(**kw) -> torch.nn.Module:
     torch.manual_seed(0)
     m = timm.create_model("resformer_tiny_patch16", **{**TINY, **kw})

@@ -13,15 +13,6 @@ from archzoo.reference import check_reference, load_counts, load_manifest, manif
 from archzoo.verify import count_params
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a second intra-op thread only spins on a shared, loaded CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", ["ibnnet_resnet_ibna_a", "ibnnet_resnet_ibnb_a", "ibnnet_densenet_a"])
 def test_reference_vectors(ref_file, name):
     r = check_reference(ref_file(name))

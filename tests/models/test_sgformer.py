@@ -27,15 +27,6 @@ VARIANTS = ["sgformer_s", "sgformer_m", "sgformer_b"]
 TINY = dict(embed_dims=(8, 16, 32, 48), num_heads=(2, 2, 4, 4), depths=(2, 2, 2, 1))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small ops gain nothing from threads on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _meta(name: str, **kwargs) -> nn.Module:
     with torch.device("meta"):
         return timm.create_model(name, **kwargs)
@@ -56,7 +47,6 @@ def test_card_matches_the_counts(ref_dir):
     for v in card.variants:
         assert timm.is_model(v.model) and v.provider == "archzoo"
         assert v.reference_params == counts[v.model]["params"]
-        assert v.extra["fvcore_gmacs_authors_code"] == counts[v.model]["gflops_fvcore"]
 
 
 def _fvcore_extras(model: nn.Module, size: int = 224) -> int:
@@ -192,15 +182,18 @@ def test_features_intermediates_pruning_and_classifier():
         assert model(x).shape == (1, 16, 28, 28)  # no head, no pooling (global_pool "")
 
 
-def test_grad_checkpointing_gives_the_same_gradients():
+def test_grad_checkpointing_gives_the_same_gradients(saved_tensors):
     torch.manual_seed(0)
     model = SGFormer(num_classes=3, **TINY)
     x = torch.randn(1, 3, 224, 224)
-    model(x).sum().backward()
+    saved_plain, out = saved_tensors(lambda: model(x))
+    out.sum().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
     model.set_grad_checkpointing(True)
-    model(x).sum().backward()
+    saved_ckpt, out = saved_tensors(lambda: model(x))
+    assert saved_ckpt < saved_plain / 2, (saved_ckpt, saved_plain)  # the blocks really are checkpointed
+    out.sum().backward()
     for n, p in model.named_parameters():
         torch.testing.assert_close(p.grad, grads[n], msg=n)
 

@@ -7,18 +7,10 @@ import torch
 
 import archzoo
 from archzoo.models.simplenet import LAYER_TABLES, SimpleNet
+from archzoo.papers import card_for_model
 from archzoo.reference import check_reference, load_counts, load_manifest, manifest_problems
 from archzoo.validation import InputError
 from archzoo.verify import count_params
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: a second intra-op thread only spins on a shared, loaded CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("name", ["simplenet_cifar_a", "simplenet_imagenet_a"])
@@ -77,7 +69,9 @@ def test_cifar_net_takes_digits_shaped_input():
         m = archzoo.create_model("simplenet_cifar_5m", in_chans=1, num_classes=10)
         assert m(torch.empty(4, 1, 32, 32)).shape == (4, 10)
     assert m.features[0].in_channels == 1
-    assert count_params(m) == 5498378 - 2 * 9 * 64  # two fewer input channels in the first conv
+    assert m.features[0].out_channels == 64 and m.features[0].kernel_size == (3, 3)
+    rgb = card_for_model("simplenet_cifar_5m")[1].reference_params  # the authors' 3-channel count
+    assert count_params(m) == rgb - 2 * 9 * 64  # two fewer input channels in the first conv
     with pytest.raises(InputError):
         m(torch.empty(1, 1, 8, 8, device="meta"))  # total stride 16
 
