@@ -19,27 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 import archzoo
+from archzoo.claims.convbn import saved_tensor_bytes as saved_bytes  # (activation, other) bytes autograd saves
 from archzoo.methods.convbn import set_mode
-
-
-def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """(activation bytes, other bytes) saved by autograd for one forward."""
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: set[int] = set()
-    totals = [0, 0]
-
-    def pack(t: torch.Tensor):
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in seen and ptr not in params:
-            seen.add(ptr)
-            is_activation = t.dim() >= 2 and t.shape[0] == x.shape[0]
-            totals[0 if is_activation else 1] += t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
-    del out
-    return totals[0], totals[1]
 
 
 def step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

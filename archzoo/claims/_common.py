@@ -5,14 +5,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
+
+from archzoo.errors import ConfigError
 
 BUDGETS = ("smoke", "full")
 
 
 def check_budget(budget: str) -> str:
     if budget not in BUDGETS:
-        raise ValueError(f"budget must be 'smoke' or 'full', got {budget!r}")
+        raise ConfigError(f"budget must be 'smoke' or 'full', got {budget!r}")
     return budget
 
 
@@ -21,35 +23,24 @@ def say(verbose: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def interleaved_medians(fns: Sequence[Callable[[], object]], repeats: int, warmup: int = 1) -> list[float]:
-    """Median seconds of each callable, timed interleaved (A B A B ...) so that load changes on a
-    shared machine hit every arm alike; ``warmup`` untimed rounds first."""
-    times: list[list[float]] = [[] for _ in fns]
+def paired_ratio_median(a: Callable[[], object], b: Callable[[], object], repeats: int,
+                        warmup: int = 1) -> tuple[float, float, float]:
+    """(median seconds of ``a``, of ``b``, median of the per-round ratios t_a / t_b), the two timed
+    interleaved: each round runs both, in alternating order (A B, B A, ...) so that neither always
+    follows the other; ``warmup`` untimed rounds first. A per-round ratio compares runs seconds apart,
+    which survives slow drifts of a shared machine's load."""
+    ta: list[float] = []
+    tb: list[float] = []
     for r in range(warmup + repeats):
-        for i, fn in enumerate(fns):
+        times = {}
+        for name, fn in (("a", a), ("b", b)) if r % 2 == 0 else (("b", b), ("a", a)):
             t0 = time.perf_counter()
             fn()
-            dt = time.perf_counter() - t0
-            if r >= warmup:
-                times[i].append(dt)
-    return [statistics.median(t) for t in times]
-
-
-def paired_ratio_median(a: Callable[[], object], b: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, float, float]:
-    """(median time of a, median time of b, median of the per-round ratios a/b), timed interleaved.
-    The per-round ratio compares runs seconds apart, which survives slow drifts of the machine's load."""
-    ta, tb, ratios = [], [], []
-    for r in range(warmup + repeats):
-        t0 = time.perf_counter()
-        a()
-        t1 = time.perf_counter()
-        b()
-        t2 = time.perf_counter()
+            times[name] = time.perf_counter() - t0
         if r >= warmup:
-            ta.append(t1 - t0)
-            tb.append(t2 - t1)
-            ratios.append((t1 - t0) / (t2 - t1))
-    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+            ta.append(times["a"])
+            tb.append(times["b"])
+    return statistics.median(ta), statistics.median(tb), statistics.median(x / y for x, y in zip(ta, tb))
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6.4, 4.0)):

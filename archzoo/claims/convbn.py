@@ -40,7 +40,6 @@ def _pretrained_like(model: nn.Module, seed: int = 0) -> nn.Module:
 
 def _two_modes(name: str, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> tuple[nn.Module, nn.Module, int]:
     """(Eval-mode model, Tune-mode copy, Conv-BN pairs), both in training mode (BatchNorm frozen)."""
-    import archzoo  # noqa: F401  (registers the collection's models)
     from archzoo.methods.convbn import set_mode
     from archzoo.registry import create_model
 
@@ -77,7 +76,8 @@ def saved_tensor_bytes(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     return totals[0], totals[1]
 
 
-def tune_memory(budget: str = "full", out_dir: str | Path | None = None, *, verbose: bool = False) -> dict[str, float]:
+def tune_memory(budget: str = "full", out_dir: str | Path | None = None, *,
+                verbose: bool = False) -> dict[str, float]:
     """Bytes autograd keeps for backward, Eval vs Tune mode, on a ResNet at a fixed input.
 
     Claim (arXiv 2305.11624, abstract and its efficiency tables of Eval vs Tune mode in detection and
@@ -143,13 +143,15 @@ def tune_memory(budget: str = "full", out_dir: str | Path | None = None, *, verb
         for i, (a, o) in enumerate(zip(act, oth)):
             ax.text(i, a + o, f"{a + o:.0f} MiB", ha="center", va="bottom")
         ax.set_ylabel("saved for backward (MiB)")
-        ax.set_title(f"ConvBN on {c['model']}, batch {c['batch']}, {c['img_size']} px: Eval/Tune x{out['memory_ratio']:.2f}")
+        ax.set_title(f"ConvBN on {c['model']}, batch {c['batch']}, {c['img_size']} px: "
+                     f"Eval/Tune x{out['memory_ratio']:.2f}")
         ax.legend(loc="upper right")
         save_figure(fig, out_dir, "convbn_memory.png")
     return out
 
 
-def tune_gradients(budget: str = "full", out_dir: str | Path | None = None, *, verbose: bool = False) -> dict[str, float]:
+def tune_gradients(budget: str = "full", out_dir: str | Path | None = None, *,
+                   verbose: bool = False) -> dict[str, float]:
     """Largest relative difference between Eval-mode and Tune-mode parameter gradients.
 
     Claim (arXiv 2305.11624, the Tune-mode section: Tune mode is functionally equivalent to Eval mode

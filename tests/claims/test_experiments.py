@@ -46,6 +46,7 @@ def test_resformer_multires(tmp_path):
             assert 0.0 <= v <= 100.0, (k, v)
     assert out["unseen_gain"] == pytest.approx(out["mr_unseen_mean_top1"] - out["sr_unseen_mean_top1"])
     assert out["unseen_sizes"] == 1.0  # 24 px: neither 16 nor 8
+    assert out["sr_steps"] == out["mr_steps"] == 3.0  # the same number of optimiser steps in both arms
     _png(tmp_path / "resformer_multires.png")
 
 
@@ -74,7 +75,7 @@ def test_unireplknet_reparam(tmp_path):
     out = unireplknet.reparam_speedup("smoke", tmp_path)
     _check(out, {"speedup", "max_abs_diff", "max_rel_diff", "train_form_params", "deploy_form_params"})
     assert out["speedup"] > 0
-    assert out["max_rel_diff"] < 1e-4
+    assert out["max_rel_diff"] < 1e-3  # float32 rounding of the fused kernels
     assert out["max_rel_diff_fp64"] < 1e-12
     assert out["deploy_form_params"] < out["train_form_params"]
     _png(tmp_path / "unireplknet_reparam.png")

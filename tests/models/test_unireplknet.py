@@ -29,6 +29,7 @@ from archzoo.papers import find_card
 from archzoo.reference import check_reference, load_counts, load_manifest, manifest_problems, read_reference
 from archzoo.validation import InputError
 from archzoo.verify import count_params
+from archzoo.claims.unireplknet import perturb_like_trained
 
 VARIANTS = ["a", "f", "p", "n", "t", "s", "b", "l", "xl"]
 TINY = dict(depths=(1, 1, 2, 1), dims=(8, 16, 32, 64), kernel_sizes=((3,), (13,), (13, 3), (13,)))
@@ -39,18 +40,7 @@ def _meta(name: str, **kwargs) -> nn.Module:
         return timm.create_model(name, **kwargs)
 
 
-def _randomise(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Perturb every parameter and BN statistic, as the reference files do, so that zero-initialised
-    parts (GRN, biases) and the layer scale matter."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype))
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=g, dtype=m.running_mean.dtype))
-                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=g, dtype=m.running_var.dtype))
-    return model
+_randomise = perturb_like_trained  # the claims' experiment perturbs the same way
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
