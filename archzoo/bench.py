@@ -253,7 +253,7 @@ def write_results(results: list[BenchResult], path: str | Path, vs: list[dict] |
     import csv
     import io
 
-    from archzoo.checkpoint import atomic_write
+    from archzoo.io import write_text
 
     path = Path(path)
     check_output_path(path)
@@ -270,7 +270,7 @@ def write_results(results: list[BenchResult], path: str | Path, vs: list[dict] |
         text = json.dumps({"results": rows, "ratios": vs or [], "torch": torch.__version__,
                            "threads": torch.get_num_threads()}, indent=2)
     try:
-        return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+        return write_text(path, text)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from e
 

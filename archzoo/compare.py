@@ -61,7 +61,7 @@ def compare(models: list[str], *, data: str = "digits", epochs: int = 5, img_siz
             name: str = "compare", batch: int = 32, repeats: int = 5, quiet: bool = False, **train_overrides) -> tuple[list[CompareRow], Path]:
     """Train each model with the same recipe, benchmark all of them interleaved, write the leaderboard."""
     from archzoo.bench import BenchSpec, bench
-    from archzoo.checkpoint import atomic_write
+    from archzoo.io import write_text
     from archzoo.engine.config import TrainConfig
     from archzoo.engine.loop import train
     from archzoo.engine.modeling import resolve_model_kwargs
@@ -103,8 +103,8 @@ def compare(models: list[str], *, data: str = "digits", epochs: int = 5, img_siz
     w.writeheader()
     for r in rows:
         w.writerow(r.__dict__)
-    atomic_write(out_dir / "leaderboard.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
-    atomic_write(out_dir / "leaderboard.json", lambda tmp: Path(tmp).write_text(json.dumps([r.__dict__ for r in rows], indent=2)))
+    write_text(out_dir / "leaderboard.csv", buf.getvalue())
+    write_text(out_dir / "leaderboard.json", json.dumps([r.__dict__ for r in rows], indent=2))
     plot_leaderboard(rows, out_dir / "leaderboard.png", f"{data}, {epochs} epochs, {img_size}px, batch {batch} on CPU")
     return rows, out_dir
 

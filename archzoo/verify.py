@@ -214,7 +214,7 @@ def _load_cache(fingerprint: str) -> dict[str, list]:
 
 
 def _save_cache(fingerprint: str, counts: dict[str, list]) -> None:
-    from archzoo.engine.checkpoints import write_json
+    from archzoo.io import write_json
 
     try:
         write_json(cache_path(), {"fingerprint": fingerprint, "counts": counts})

@@ -42,9 +42,7 @@ import datetime as _dt
 import fnmatch
 import json
 import math
-import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -857,18 +855,7 @@ def record_measurement(card: PaperCard, claim_id: str, measured: Mapping[str, An
     )
     if got != new or new_card.claims != expected_claims or {**new_card.__dict__, "claims": ()} != {**old_card.__dict__, "claims": ()}:
         raise CardError(f"{where}: recording the measurement would change more than the claim's [claims.measured]")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(new_text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from archzoo.io import write_text
+
+    write_text(path, new_text)  # a temporary file beside it, then os.replace
     load_cards.cache_clear()

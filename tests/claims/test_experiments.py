@@ -5,17 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from archzoo.claims import convbn, inceptionnext, resformer, simplenet, unireplknet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # a shared, oversubscribed 2-core machine
-    yield
-    torch.set_num_threads(before)
 
 
 def _check(out: dict, keys: set[str]) -> None:
