@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from archzoo.errors import CheckpointError  # re-exported: its home is archzoo.errors
+from archzoo.errors import CheckpointError, CheckpointMismatchError  # re-exported: its home is archzoo.errors
 from archzoo.io import atomic_write, save_safetensors  # re-exported: their home is archzoo.io
 
 __all__ = [
@@ -47,12 +47,24 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: {msg} (archzoo loads safetensors, or torch files with "
-            "weights_only=True; it never unpickles arbitrary objects)"
-        ) from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {_torch_load_problem(e)}") from None
     return _unwrap(obj, path)
+
+
+def _torch_load_problem(e: BaseException) -> str:
+    """What is wrong with a file ``torch.load(weights_only=True)`` refused, in archzoo's words (torch's
+    own message advises ``weights_only=False``, which archzoo never does: it would run the file's code)."""
+    text = str(e)
+    import re
+
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (f"it holds a Python object ({found.group(1)}) besides tensors, which archzoo does not unpickle; "
+                "save the state dict alone (or as safetensors)")
+    if "Weights only load failed" in text or isinstance(e, (EOFError, RuntimeError, ValueError)) or "pickle" in text.lower():
+        return "it is not a PyTorch checkpoint (truncated, corrupt or another format): archzoo reads safetensors and torch.save files"
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return first
 
 
 def unwrap_state_dict(obj: dict, *, wrapper_keys: Sequence[str] = _WRAPPER_KEYS) -> dict[str, torch.Tensor]:
@@ -90,7 +102,7 @@ def apply_checkpoint_filter(state_dict: dict[str, torch.Tensor], model: nn.Modul
         return fn(state_dict, model)
     except KeyError as e:  # the converter looked up a key this checkpoint does not have
         key = e.args[0] if e.args else "?"
-        raise CheckpointError(
+        raise CheckpointMismatchError(
             f"the checkpoint has no {key!r}, which the {type(model).__name__} checkpoint converter needs "
             "(is it a checkpoint of another model?)"
         ) from e
@@ -113,7 +125,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
             if items:
                 more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
                 parts.append(f"{len(items)} {label}: {', '.join(items[:5])}{more}")
-        raise CheckpointError(
+        raise CheckpointMismatchError(
             f"{what} does not fit model {name or type(model).__name__}: " + "; ".join(parts)
         )
     model.load_state_dict(state_dict, strict=True)

@@ -14,6 +14,7 @@ __all__ = [
     "InputError",
     "ConfigError",
     "CheckpointError",
+    "CheckpointMismatchError",
     "CardError",
     "DataError",
     "RunDirError",
@@ -41,6 +42,10 @@ class ConfigError(ArchzooError, ValueError):
 
 class CheckpointError(ArchzooError, ValueError):
     """A checkpoint cannot be read, or does not fit the model."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A readable checkpoint whose tensors do not fit the model (missing, unexpected or mis-shaped keys)."""
 
 
 class CardError(ArchzooError, ValueError):

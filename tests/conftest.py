@@ -76,3 +76,27 @@ def saved_tensors():
         return n, out
 
     return run
+
+
+def pytest_report_header(config) -> str:
+    """Say where the reference vectors come from: without them, their tests skip (with a reason, -rs)."""
+    d = reference_dir()
+    if d is None:
+        return ("reference vectors: not found (no ../shared/reference, no $ARCHZOO_REFERENCE_DIR): the tests that "
+                "compare with the authors' code skip; `pytest -rs` lists why")
+    return f"reference vectors: {d} ({len(list(d.glob('*.safetensors')))} files)"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Group the skip reasons in one line each, so that 'N skipped' never goes unexplained."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for rep in skipped:
+        longrepr = rep.longrepr
+        text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        text = text.removeprefix("Skipped: ")
+        key = "family without an implementation yet" if "no implementation yet" in text else text
+        reasons[key] = reasons.get(key, 0) + 1
+    terminalreporter.write_line("skipped tests, by reason: " + "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items())))

@@ -6,6 +6,7 @@ import os
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
 
 import archzoo.cli as cli_pkg
 from archzoo.errors import ArchzooError, CLIError  # CLIError re-exported: its home is archzoo.errors
@@ -14,7 +15,11 @@ __all__ = ["main", "build_parser", "ArgumentParser", "CLIError", "error_line"]
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, with errors that say which command they belong to (exit code 2)."""
+    """argparse, with errors that say which command they belong to: one line and a pointer to
+    ``--help`` instead of the whole usage block (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

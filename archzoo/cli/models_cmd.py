@@ -32,9 +32,20 @@ def run_list(args: argparse.Namespace) -> int:
     from archzoo.registry import is_archzoo_model, list_models
 
     names = list_models(args.pattern, paper=args.paper)
+    if not names:
+        import difflib
+
+        from archzoo.registry import model_names
+
+        close = difflib.get_close_matches(args.pattern.strip("*"), model_names(), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise CLIError(f"no model of the collection matches {args.pattern!r}"
+                       + (f" in paper {args.paper}" if args.paper else "") + hint)
+    print(f"{'model':40s} {'provider':8s} paper")
     for n in names:
         hit = card_for_model(n)
         print(f"{n:40s} {'archzoo' if is_archzoo_model(n) else 'timm':8s} {hit[0].pid + ' ' + hit[0].slug if hit else ''}")
+    print(f"{len(names)} model(s)")
     return 0
 
 

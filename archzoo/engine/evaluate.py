@@ -120,7 +120,7 @@ def evaluate_checkpoint(
     from archzoo.engine.plugins import build_options, get_task, load_plugins
     from archzoo.engine.progress import RunConsole
     from archzoo.engine.rundir import check_writable
-    from archzoo.errors import CheckpointError, ConfigError
+    from archzoo.errors import CheckpointError, CheckpointMismatchError, ConfigError
     from archzoo.io import write_json
 
     for name, v in (("img_size", img_size), ("in_chans", in_chans), ("batch_size", batch_size)):
@@ -176,8 +176,8 @@ def evaluate_checkpoint(
         else:  # timm's or the authors': through the family's converter
             try:
                 load_checkpoint(net, ref.weights)
-            except CheckpointError as e:
-                raise CheckpointError(f"{str(e).splitlines()[0]} (is it a checkpoint of another model than {cfg.model}?)") from None
+            except CheckpointMismatchError as e:  # readable, but not this model's tensors
+                raise CheckpointMismatchError(f"{str(e).splitlines()[0]} (is it a checkpoint of another model than {cfg.model}?)") from None
         net.to(dist_info.device)
         if cfg.channels_last:
             net.to(memory_format=torch.channels_last)

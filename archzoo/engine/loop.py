@@ -394,7 +394,11 @@ class _Trainer:
         if self.resume_ckpt is not None:
             st, sums = self._restore()
             st.steps_per_epoch, st.world_size, st.log_keys = self.steps_per_epoch, d.world_size, list(self.log_keys)
-            console.line(f"resuming {self.run_dir} at epoch {st.epoch + 1}, step {st.step_in_epoch} (global step {st.global_step})")
+            if st.epoch >= cfg.epochs:
+                console.line(f"{self.run_dir} already finished its {cfg.epochs} epoch(s) (global step {st.global_step}): "
+                             "nothing to train; evaluating its best checkpoint on the test split again")
+            else:
+                console.line(f"resuming {self.run_dir} at epoch {st.epoch + 1}, step {st.step_in_epoch} (global step {st.global_step})")
         elif self.resume_dir is not None:
             console.line(f"{self.run_dir} has no checkpoint yet: starting it from the beginning")
         if d.is_main:
@@ -573,8 +577,10 @@ class _Trainer:
         ]
         if test is not None:
             rows.append((f"{test_split} (best checkpoint, {test.n} samples)", task.describe_result(test)))
-        rows += [("time", f"{seconds:.1f}s"), ("run folder", str(self.run_dir))]
+        rows.append(("time", f"{seconds:.1f}s"))
         console.table("archzoo train: summary", rows)
+        # on a line of its own, never folded by the table: --resume and `archzoo eval` take this path
+        console.line(f"run folder: {self.run_dir}")
         self._trace(trace)
         return TrainResult(self.run_dir, int(st.best.get("epoch") or 0), task.primary, best_v, test, test_split,
                            seconds, summary)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from archzoo.checkpoint import apply_checkpoint_filter, load_state_dict_strict, read_state_dict
-from archzoo.errors import ArchzooError, CheckpointError, ConfigError, InputError
+from archzoo.errors import ArchzooError, CheckpointMismatchError, ConfigError, InputError
 from archzoo.registry import check_model_name, create_model
 from archzoo.validation import get_input_rules
 
@@ -108,8 +108,8 @@ def load_init_checkpoint(model: nn.Module, path: str, name: str) -> list[str]:
                 sd[k] = own[k]
     try:
         load_state_dict_strict(model, sd, what=f"checkpoint {path}")
-    except CheckpointError as e:
-        raise CheckpointError(f"{_one_line(e)} (is it a checkpoint of another model than {name}?)") from None
+    except CheckpointMismatchError as e:  # readable, but not this model's tensors
+        raise CheckpointMismatchError(f"{_one_line(e)} (is it a checkpoint of another model than {name}?)") from None
     return skipped
 
 

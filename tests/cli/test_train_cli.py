@@ -105,6 +105,9 @@ def test_resume_refuses_changed_options(tiny_run, capsys):
     _assert_user_error(rc, err, "drop --lr")
     rc, out, err = _run(["train", "--resume", str(tiny_run), "--quiet"], capsys)  # finished: re-reports
     assert rc == 0, err
+    assert "already finished its 2 epoch(s)" in out and "resuming" not in out, out
+    # the run folder stands on a line of its own, whole, however long the path
+    assert f"run folder: {tiny_run}" in out.splitlines(), out
 
 
 # ---- point 7: bad inputs ------------------------------------------------------------------------
