@@ -267,7 +267,13 @@ def _model_name(model: nn.Module) -> str:
 
 def check_input(model: nn.Module, x: torch.Tensor, name: str | None = None) -> None:
     """Raise :class:`InputError` when ``x`` breaks one of ``model``'s rules. For families that check
-    their input in their own forward too (so that a model built without archzoo's hook checks it)."""
+    their input in their own forward too (so that a model built without archzoo's hook checks it).
+
+    Skipped under ``torch.jit.trace`` (the legacy ONNX exporter): there shapes are traced tensors, the
+    example input was checked when the model ran eagerly, and the comparison would be baked into the
+    trace as a constant (with a TracerWarning)."""
+    if torch.jit.is_tracing():
+        return
     name = name or _model_name(model)
     msg = get_input_rules(model).message(name, x.shape)
     if msg is not None and "_archzoo_input_rules" in model.__dict__:
