@@ -67,8 +67,9 @@ def test_every_claim_of_the_collection_runs_at_smoke_budget(tmp_path):
         assert r.error is None, f"{r.key}: {r.error}"
         assert r.claim.metric in r.values and math.isfinite(r.value), r.key
         assert r.passed is None  # smoke runs are not judged
-    # the experiments draw what they measured
-    assert any(p.suffix == ".png" for p in tmp_path.rglob("*")), list(tmp_path.rglob("*"))
+    # every experiment draws what it measured, into its claim's folder
+    for r in runs:
+        assert list((tmp_path / f"{r.card.pid}-{r.claim.id}").glob("*.png")), r.key
 
 
 def test_full_budget_judges_and_records_into_the_card(tmp_path):

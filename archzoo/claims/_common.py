@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from archzoo.errors import ConfigError
-
-BUDGETS = ("smoke", "full")
+from archzoo.io import atomic_write
+from archzoo.reproduce import BUDGETS
 
 
 def check_budget(budget: str) -> str:
@@ -55,9 +55,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> Path:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
+    """Write ``fig`` as ``out_dir/name`` (PNG), atomically like every file archzoo writes."""
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+    return atomic_write(Path(out_dir) / name, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

@@ -32,8 +32,10 @@ def _add_option(group: argparse._ArgumentGroup, of: OptionField, seen: dict[str,
         help_text += f" (default: {of.default})" if help_text else f"default: {of.default}"
     kw: dict[str, Any] = {"dest": of.dest, "default": None, "help": help_text or None}
     origin = typing.get_origin(of.type)
-    if of.dest in ("methods", "plugins"):  # repeatable names
-        kw.update(action="append", metavar="NAME" if of.dest == "methods" else "MODULE_OR_FILE")
+    if of.metavar:
+        kw["metavar"] = of.metavar
+    if of.repeat:
+        kw.update(action="append")
     elif of.type is bool:
         kw.update(action=argparse.BooleanOptionalAction)
         kw["help"] = f"{help_text} (default: {'on' if of.default else 'off'})"
@@ -89,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, _option_fields=seen)
 
 
-def _plugin_owners(args: argparse.Namespace) -> dict[str, list[tuple[str, str]]]:
+def _plugin_owners() -> dict[str, list[tuple[str, str]]]:
     """dest -> [(kind, name)] of the registered tasks and methods that have that option."""
     from archzoo.engine.plugins import list_methods, list_tasks, option_fields
 
@@ -133,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(**run_given)
     # each task/method option goes to the run's task or to the methods of the run that have it
-    owners = _plugin_owners(args)
+    owners = _plugin_owners()
     for dest, value in plugin_given.items():
         mine = [(k, n) for k, n in owners.get(dest, []) if (k == "task" and n == cfg.task) or (k == "method" and n in cfg.methods)]
         if not mine:

@@ -39,11 +39,12 @@ class TrainConfig:
     # -- what is trained ---------------------------------------------------------------------------
     task: str = _opt("classification", "what is learned: a registered task (see `archzoo train --list`)", "task and methods")
     methods: list[str] = _opt([], "a registered training method; repeat for several (applied in order)",
-                              "task and methods", flag="--method")
+                              "task and methods", flag="--method", repeat=True, metavar="NAME")
     task_options: dict[str, Any] = _opt({}, cli=False)
     method_options: dict[str, dict[str, Any]] = _opt({}, cli=False)
     plugins: list[str] = _opt([], "import this module or .py file first (it may register tasks and methods); "
-                              "recorded, so --resume and `archzoo eval` load it again", "task and methods", flag="--plugin")
+                              "recorded, so --resume and `archzoo eval` load it again", "task and methods", flag="--plugin",
+                              repeat=True, metavar="MODULE_OR_FILE")
     # None: the task's default model (classification: SimpleNet's slim CIFAR network, arXiv:1608.06037,
     # 312 K parameters at 10 classes; 98.5-99.3 % test top-1 on digits in 6 epochs, ~2 CPU-minutes)
     model: str | None = _opt(None, "model name, see `archzoo list` (default: the task's)", "model and data")

@@ -343,6 +343,8 @@ class OptionField:
     help: str
     choices: tuple[Any, ...] | None
     owner: str            # "run", "task NAME" or "method NAME"
+    repeat: bool = False  # a list given by repeating the flag (--method a --method b), not as one list
+    metavar: str | None = None
 
 
 def option_fields(options_cls: type, owner: str) -> list[OptionField]:
@@ -357,7 +359,7 @@ def option_fields(options_cls: type, owner: str) -> list[OptionField]:
         out.append(OptionField(
             dest=f.name, flag=f.metadata.get("flag", "--" + f.name.replace("_", "-")), type=tp, optional=optional,
             default=default, help=f.metadata.get("help", ""), choices=tuple(f.metadata["choices"]) if "choices" in f.metadata else None,
-            owner=owner,
+            owner=owner, repeat=bool(f.metadata.get("repeat", False)), metavar=f.metadata.get("metavar"),
         ))
     return out
 

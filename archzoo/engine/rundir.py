@@ -7,7 +7,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from archzoo.errors import RunDirError
 
